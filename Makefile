@@ -1,0 +1,41 @@
+# Two commands do all the set-up on a fresh machine (Python 3.11 with pip):
+#   make lab   - create .venv, install everything, start JupyterLab here
+#   make test  - create the same .venv and run the whole test suite
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+PORT ?= 8888
+# Two workers: the suite is dominated by notebook execution.
+PYTEST_ARGS ?= -n 2 --dist loadfile
+
+.PHONY: lab test venv slides grade bench clean
+
+venv: $(STAMP)
+
+$(STAMP): requirements.txt pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements.txt
+	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e .
+	touch $(STAMP)
+
+lab: $(STAMP)
+	$(PY) -m mlmhelpers.lab --port $(PORT)
+
+test: $(STAMP)
+	$(PY) -m pytest $(PYTEST_ARGS) tests course solutions \
+		--nbval-lax --nbval-sanitize-with tests/nbval_sanitize.cfg $(ARGS)
+
+slides: $(STAMP)
+	$(PY) -m mlmhelpers.slides course build/slides
+
+grade: $(STAMP)
+	$(PY) -m mlmhelpers.grading $(ARGS)
+
+bench: $(STAMP)
+	$(PY) benchmarks/run.py
+
+clean:
+	rm -rf $(VENV) build .pytest_cache

@@ -1,0 +1,47 @@
+"""mlmhelpers: the helper library of the course "Introduction to Multilevel Modelling".
+
+A thin layer over statsmodels (and, for binary responses, numpy/scipy) that
+fits two-level models the way R's lme4 does and prints them in a form
+students can hold beside R output.
+"""
+
+from .data import data_dir, dataset_names, load_dataset
+from .linear import fit_mixedlm
+from .tables import (
+    LRTestResult,
+    compare_models,
+    effective_sample_size,
+    fixed_effects,
+    group_effects,
+    lr_test,
+    random_effects,
+    summary,
+    vpc,
+)
+from .plots import plot_caterpillar, plot_group_lines, plot_residuals
+from .binary import LogitMixedResults, fit_logit_mixed, odds_ratios, plot_coefficients
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "load_dataset",
+    "dataset_names",
+    "data_dir",
+    "fit_mixedlm",
+    "fixed_effects",
+    "random_effects",
+    "summary",
+    "vpc",
+    "lr_test",
+    "LRTestResult",
+    "compare_models",
+    "group_effects",
+    "effective_sample_size",
+    "plot_caterpillar",
+    "plot_group_lines",
+    "plot_residuals",
+    "fit_logit_mixed",
+    "LogitMixedResults",
+    "odds_ratios",
+    "plot_coefficients",
+]
