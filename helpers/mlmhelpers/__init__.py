@@ -20,6 +20,8 @@ from .tables import (
 )
 from .plots import plot_caterpillar, plot_group_lines, plot_residuals
 from .binary import LogitMixedResults, fit_logit_mixed, odds_ratios, plot_coefficients
+from .diagrams import plot_classification, plot_hierarchy
+from .widgets import plot_groups, population_vpc, simulate_groups, variance_explorer
 
 __version__ = "0.1.0"
 
@@ -44,4 +46,10 @@ __all__ = [
     "LogitMixedResults",
     "odds_ratios",
     "plot_coefficients",
+    "plot_hierarchy",
+    "plot_classification",
+    "simulate_groups",
+    "population_vpc",
+    "plot_groups",
+    "variance_explorer",
 ]

@@ -1,0 +1,288 @@
+"""An interactive explorer of the variance partition coefficient (lecture 3).
+
+The statistics live in plain functions (:func:`simulate_groups`,
+:func:`population_vpc`, :func:`plot_groups`) that can be used and tested
+without a browser.  :func:`variance_explorer` wires them to two ipywidgets
+sliders; ipywidgets is imported only inside that function, so the rest of the
+library works where widgets are not installed.
+"""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pandas as pd
+
+__all__ = ["simulate_groups", "population_vpc", "plot_groups", "variance_explorer"]
+
+
+def _check_variance(value, name):
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        raise TypeError(f"{name} must be a number, got {value!r}") from None
+    if not np.isfinite(value) or value < 0:
+        raise ValueError(f"{name} must be a finite variance >= 0, got {value}")
+    return value
+
+
+def _check_count(value, name, minimum):
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{name} must be a whole number, got {value!r}")
+    if value < minimum:
+        raise ValueError(f"{name} must be at least {minimum}, got {value}")
+    return int(value)
+
+
+def population_vpc(between_var, within_var):
+    """Variance partition coefficient of a two-level variance components model.
+
+    ``VPC = between_var / (between_var + within_var)``: the share of the total
+    variance that lies between groups (also called the intra-class correlation).
+
+    Parameters
+    ----------
+    between_var : float
+        Between-group (level-2) variance, sigma_u^2 >= 0.
+    within_var : float
+        Within-group (level-1) variance, sigma_e^2 >= 0.
+
+    Returns
+    -------
+    float
+        A number between 0 and 1.
+
+    Examples
+    --------
+    >>> round(population_vpc(0.1686, 0.8478), 3)
+    0.166
+    """
+    between_var = _check_variance(between_var, "between_var")
+    within_var = _check_variance(within_var, "within_var")
+    total = between_var + within_var
+    if total == 0:
+        raise ValueError(
+            "between_var and within_var are both 0: the VPC is undefined; "
+            "give at least one of them a positive value"
+        )
+    return between_var / total
+
+
+def simulate_groups(between_var=0.17, within_var=0.85, n_groups=10, group_size=20, mean=0.0, seed=1):
+    """Simulate a balanced two-level data set from a variance components model.
+
+    ``y_ij = mean + u_j + e_ij`` with ``u_j ~ N(0, between_var)`` and
+    ``e_ij ~ N(0, within_var)``.  The same ``seed`` always gives the same
+    standard-normal draws, which are then scaled by the two standard
+    deviations, so changing a variance with a fixed seed stretches the same
+    picture instead of drawing a new one.
+
+    Parameters
+    ----------
+    between_var : float
+        Between-group variance (sigma_u^2).
+    within_var : float
+        Within-group variance (sigma_e^2).
+    n_groups : int
+        Number of groups (e.g. schools), at least 1.
+    group_size : int
+        Number of units (e.g. pupils) in each group, at least 1.
+    mean : float
+        Overall mean (beta_0).
+    seed : int
+        Seed of the random number generator.
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per unit with columns ``group`` (1..n_groups), ``unit``
+        (1..group_size), ``group_effect`` (u_j), ``y``.  ``df.attrs`` holds
+        the two variances and the population ``vpc``.
+
+    Examples
+    --------
+    >>> df = simulate_groups(0.2, 0.8, n_groups=5, group_size=4, seed=3)
+    >>> df.shape
+    (20, 4)
+    >>> round(df.attrs["vpc"], 2)
+    0.2
+    """
+    between_var = _check_variance(between_var, "between_var")
+    within_var = _check_variance(within_var, "within_var")
+    n_groups = _check_count(n_groups, "n_groups", 1)
+    group_size = _check_count(group_size, "group_size", 1)
+    vpc = population_vpc(between_var, within_var)
+
+    rng = np.random.default_rng(seed)
+    z_group = rng.standard_normal(n_groups)
+    z_unit = rng.standard_normal((n_groups, group_size))
+    u = np.sqrt(between_var) * z_group
+    y = mean + u[:, None] + np.sqrt(within_var) * z_unit
+
+    df = pd.DataFrame(
+        {
+            "group": np.repeat(np.arange(1, n_groups + 1), group_size),
+            "unit": np.tile(np.arange(1, group_size + 1), n_groups),
+            "group_effect": np.repeat(u, group_size),
+            "y": y.ravel(),
+        }
+    )
+    df.attrs.update(between_var=between_var, within_var=within_var, vpc=vpc)
+    return df
+
+
+def plot_groups(data, ax=None, group_label="school", y_label="score"):
+    """Strip plot of simulated groups with each group's mean.
+
+    Parameters
+    ----------
+    data : pandas.DataFrame
+        Output of :func:`simulate_groups` (columns ``group`` and ``y``).
+    ax : matplotlib.axes.Axes, optional
+        Axes to draw on; a new figure is made if omitted.
+    group_label, y_label : str
+        Words used in the axis labels and title.
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+
+    Examples
+    --------
+    >>> ax = plot_groups(simulate_groups(0.3, 0.7, n_groups=4, group_size=5))
+    >>> ax.get_xlabel()
+    'school'
+    """
+    missing = {"group", "y"} - set(getattr(data, "columns", []))
+    if missing:
+        raise ValueError(
+            f"data needs the columns 'group' and 'y' (missing {sorted(missing)}); "
+            "pass the DataFrame returned by simulate_groups()"
+        )
+    if ax is None:
+        import matplotlib.pyplot as plt
+
+        _, ax = plt.subplots(figsize=(6, 4))
+
+    groups = np.sort(data["group"].unique())
+    position = {g: k for k, g in enumerate(groups)}
+    x = data["group"].map(position).to_numpy(dtype=float)
+    jitter = np.random.default_rng(0).uniform(-0.18, 0.18, size=len(x))
+    ax.scatter(x + jitter, data["y"], s=10, alpha=0.55, color="tab:blue", label=f"{y_label} of one unit")
+    means = data.groupby("group")["y"].mean().reindex(groups)
+    ax.hlines(means.to_numpy(), np.arange(len(groups)) - 0.3, np.arange(len(groups)) + 0.3,
+              color="tab:red", linewidth=2.5, label=f"{group_label} mean")
+    ax.axhline(data["y"].mean(), color="black", linestyle="--", linewidth=1, label="overall mean")
+    ax.set_xticks(np.arange(len(groups)))
+    ax.set_xticklabels([str(g) for g in groups])
+    ax.set_xlabel(group_label)
+    ax.set_ylabel(y_label)
+    title = f"Simulated {group_label}s"
+    if "vpc" in data.attrs:
+        title += f" (VPC = {data.attrs['vpc']:.3f})"
+    ax.set_title(title)
+    ax.legend(loc="upper right", fontsize="small")
+    return ax
+
+
+def _vpc_text(between_var, within_var):
+    vpc = population_vpc(between_var, within_var)
+    return (
+        f"<b>VPC = {vpc:.3f}</b> &nbsp; = {between_var:.2f} / ({between_var:.2f} + {within_var:.2f}): "
+        f"{100 * vpc:.1f}% of the variance lies between schools"
+    )
+
+
+def _render_png(data, ylim):
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(6.5, 3.8), dpi=80)
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot()
+    plot_groups(data, ax=ax)
+    ax.set_ylim(*ylim)
+    fig.tight_layout()
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png")
+    return buffer.getvalue()
+
+
+def variance_explorer(n_groups=10, group_size=20, seed=1, between_var=0.17, within_var=0.85, max_var=2.0):
+    """Interactive explorer: two sliders set the between- and within-school variance.
+
+    Each move of a slider re-simulates the schools with :func:`simulate_groups`
+    (same seed, so the picture stretches rather than jumps), redraws the strip
+    plot and updates the VPC text.  Requires ipywidgets (installed with the
+    course); in a notebook, make it the last expression of a cell to show it.
+
+    Parameters
+    ----------
+    n_groups, group_size, seed
+        Passed to :func:`simulate_groups`.
+    between_var, within_var : float
+        Starting values of the two sliders (defaults close to the tutorial
+        data's empty model: 0.17 and 0.85).
+    max_var : float
+        Upper end of both sliders.
+
+    Returns
+    -------
+    ipywidgets.VBox
+        Its attributes ``between``, ``within`` (the sliders), ``vpc_text``
+        (an HTML widget) and ``image`` (the plot) can be used from code.
+
+    Examples
+    --------
+    >>> box = variance_explorer(n_groups=5, group_size=10)
+    >>> box.between.value = 0.5
+    >>> box.vpc_text.value.startswith("<b>VPC = 0.370")
+    True
+    """
+    try:
+        import ipywidgets as widgets
+    except ImportError as err:  # pragma: no cover - ipywidgets is pinned in requirements.txt
+        raise ImportError(
+            "variance_explorer needs ipywidgets: pip install ipywidgets "
+            "(or use simulate_groups() and plot_groups() without widgets)"
+        ) from err
+
+    max_var = _check_variance(max_var, "max_var")
+    for name, value in (("between_var", between_var), ("within_var", within_var)):
+        if _check_variance(value, name) > max_var:
+            raise ValueError(f"{name}={value} is above max_var={max_var}; raise max_var")
+    # Simulate once with the largest variances to fix the y axis, so a move of
+    # a slider shows the spread changing instead of the axis rescaling.
+    widest = simulate_groups(max_var, max_var, n_groups, group_size, seed=seed)
+    half = float(np.abs(widest["y"]).max()) * 1.05
+    ylim = (-half, half)
+
+    style = {"description_width": "initial"}
+    layout = widgets.Layout(width="460px")
+    between = widgets.FloatSlider(value=between_var, min=0.0, max=max_var, step=0.01,
+                                  description="between-school variance", style=style,
+                                  layout=layout, continuous_update=False)
+    within = widgets.FloatSlider(value=within_var, min=0.0, max=max_var, step=0.01,
+                                 description="within-school variance", style=style,
+                                 layout=layout, continuous_update=False)
+    vpc_text = widgets.HTML()
+    image = widgets.Image(format="png")
+
+    def update(change=None):
+        b, w = between.value, within.value
+        if b + w == 0:
+            vpc_text.value = "<b>VPC undefined</b>: both variances are 0; move a slider"
+            return
+        data = simulate_groups(b, w, n_groups, group_size, seed=seed)
+        vpc_text.value = _vpc_text(b, w)
+        image.value = _render_png(data, ylim)
+
+    between.observe(update, names="value")
+    within.observe(update, names="value")
+    update()
+
+    box = widgets.VBox([between, within, vpc_text, image])
+    box.between, box.within, box.vpc_text, box.image = between, within, vpc_text, image
+    box.add_class("mlm-variance-explorer")
+    return box
