@@ -10,7 +10,6 @@ REML = FALSE)``; see tests/fixtures/lme4_threelevel.json.
 from __future__ import annotations
 
 import json
-import warnings
 
 import pytest
 import statsmodels.formula.api as smf
@@ -37,9 +36,7 @@ def fit():
     )
     # The same call as in course/07-going-further.ipynb: the LEA variance sits on a
     # flat stretch of the likelihood, so the gradient tolerance must be tight.
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return model.fit(reml=False, method=["bfgs"], gtol=1e-10)
+    return model.fit(reml=False, method=["bfgs"], gtol=1e-10)
 
 
 def _variance(reference, grp):
