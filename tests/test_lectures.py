@@ -1,0 +1,179 @@
+"""Structure of the lecture notebooks in course/ and the slides build.
+
+nbval executes the notebooks in `make test` (course/ is passed to pytest with
+--nbval-lax); these tests do not run them again.  They check what nbval does
+not: that each notebook is committed executed, in one run from the top, without
+errors, with the course's teaching structure and slide metadata.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import nbformat
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+COURSE = REPO / "course"
+NOTEBOOKS = sorted(COURSE.glob("*.ipynb"))
+EXPECTED = [
+    "01-linear-regression.ipynb",
+    "02-multilevel-data.ipynb",
+    "03-variance-components.ipynb",
+    "04-random-intercepts.ipynb",
+    "05-binary-responses.ipynb",
+    "06-random-slopes.ipynb",
+    "07-going-further.ipynb",
+]
+SLIDE_TYPES = {"slide", "subslide", "fragment", "-", "skip", "notes"}
+CHECK_MARK = "# NBVAL_CHECK_OUTPUT"
+# A cell that draws a figure must label it: a title set in the cell, or one of
+# the library's plotting functions (they set title and axis labels themselves).
+LABELLED = re.compile(r"set_title|suptitle|title\s*=|\.set\(.*title|mlm\.plot_|variance_explorer")
+AXIS_LABELS = re.compile(r"set_xlabel|xlabel\s*=|mlm\.plot_|variance_explorer")
+MAX_BYTES = 1_500_000
+
+ids = [p.name for p in NOTEBOOKS]
+
+
+def _read(path):
+    return nbformat.read(path, as_version=4)
+
+
+def _code_cells(nb):
+    return [c for c in nb.cells if c.cell_type == "code"]
+
+
+def _has_image(cell):
+    return any(
+        o.output_type in ("display_data", "execute_result") and "image/png" in o.get("data", {})
+        for o in cell.get("outputs", [])
+    )
+
+
+def test_course_holds_exactly_the_seven_lectures():
+    names = [p.name for p in NOTEBOOKS]
+    unexpected = sorted(set(names) - set(EXPECTED))
+    assert not unexpected, f"unexpected notebooks in course/ (the landing page links the seven lectures): {unexpected}"
+    missing = sorted(set(EXPECTED) - set(names))
+    assert not missing, f"lecture notebooks missing from course/: {missing}"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=ids)
+def test_notebook_is_valid_light_and_uses_python3(path):
+    nb = _read(path)
+    nbformat.validate(nb)
+    assert nb.metadata["kernelspec"]["name"] == "python3"
+    assert nb.metadata.get("language_info", {}).get("name") == "python"
+    assert path.stat().st_size < MAX_BYTES, f"{path.name} is {path.stat().st_size} bytes; shrink figures (dpi ~80)"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=ids)
+def test_every_cell_has_slide_metadata(path):
+    nb = _read(path)
+    bad = [
+        (i, c.metadata.get("slideshow"))
+        for i, c in enumerate(nb.cells)
+        if c.metadata.get("slideshow", {}).get("slide_type") not in SLIDE_TYPES
+    ]
+    assert not bad, f"cells without a valid metadata.slideshow.slide_type: {bad}"
+    assert nb.cells[0].metadata["slideshow"]["slide_type"] == "slide"
+    n_slides = sum(c.metadata["slideshow"]["slide_type"] == "slide" for c in nb.cells)
+    assert n_slides >= 4, "a lecture should have several sections, each starting a slide"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=ids)
+def test_committed_executed_in_order_without_errors(path):
+    nb = _read(path)
+    cells = _code_cells(nb)
+    assert cells, "a lecture without code"
+    counts = [c.execution_count for c in cells]
+    assert None not in counts, (
+        f"{path.name} has unexecuted code cells; run "
+        "`jupyter nbconvert --to notebook --execute --inplace` in course/ and commit"
+    )
+    assert counts == list(range(1, len(cells) + 1)), (
+        f"{path.name} was not executed top to bottom in one fresh kernel (execution counts {counts})"
+    )
+    errors = [
+        (i, o.get("ename"))
+        for i, c in enumerate(cells)
+        for o in c.outputs
+        if o.output_type == "error"
+    ]
+    assert not errors, f"error outputs in {path.name}: {errors}"
+    assert sum(bool(c.outputs) for c in cells) >= len(cells) // 2, "most code cells should show something"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=ids)
+def test_teaching_structure(path):
+    nb = _read(path)
+    first = nb.cells[0]
+    assert first.cell_type == "markdown"
+    number = int(path.name[:2])
+    assert first.source.startswith(f"# Part {number}"), "first cell: '# Part N — title'"
+    assert "Learning goals" in first.source
+    markdown = [c.source for c in nb.cells if c.cell_type == "markdown"]
+    assert any(re.search(r"^## Summary", s, re.M) for s in markdown), "no '## Summary' section"
+    self_check = [s for s in markdown if re.search(r"^## Self-check", s, re.M)]
+    assert self_check, "no '## Self-check questions' section"
+    text = "\n".join(markdown)
+    opened = text.count("<details>")
+    assert opened >= 2, "self-check answers are folded in <details> blocks (at least two questions)"
+    assert opened == text.count("</details>"), "unbalanced <details> blocks"
+    assert text.count("<summary>") == opened
+    # the self-check comes after the summary, at the end of the lecture
+    last_headings = [s for s in markdown[-3:] if s.startswith("## ")]
+    assert any(s.startswith("## Self-check") for s in last_headings)
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=ids)
+def test_checked_cells_print_deterministic_numbers(path):
+    nb = _read(path)
+    checked = [c for c in _code_cells(nb) if c.source.startswith(CHECK_MARK)]
+    assert checked, f"{path.name} has no '{CHECK_MARK}' cell: nbval would compare nothing"
+    for cell in checked:
+        text = "".join(
+            o.get("text", "") if o.output_type == "stream" else o.get("data", {}).get("text/plain", "")
+            for o in cell.outputs
+            if o.output_type != "stream" or o.name == "stdout"
+        )
+        assert re.search(r"\d", text), f"checked cell prints no number:\n{cell.source}"
+        stderr = [o for o in cell.outputs if o.output_type == "stream" and o.name == "stderr"]
+        assert not stderr, f"checked cell writes to stderr (nbval compares it):\n{cell.source}"
+        assert not re.search(r"0x[0-9a-f]{6,}", text), "checked cell prints a memory address"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=ids)
+def test_figures_are_drawn_and_labelled(path):
+    nb = _read(path)
+    plotting = [c for c in _code_cells(nb) if _has_image(c)]
+    for cell in _code_cells(nb):
+        if "plt.show()" in cell.source:
+            assert _has_image(cell), f"cell calls plt.show() but has no image output:\n{cell.source}"
+    for cell in plotting:
+        assert LABELLED.search(cell.source), f"figure without a title:\n{cell.source}"
+        assert AXIS_LABELS.search(cell.source), f"figure without axis labels:\n{cell.source}"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=ids)
+def test_data_only_through_the_library(path):
+    code = "\n".join(c.source for c in _code_cells(_read(path)))
+    assert "import mlmhelpers as mlm" in code
+    assert not re.search(r"read_csv|\.csv['\"]|https?://", code), "load data with mlm.load_dataset(name)"
+
+
+def test_slides_render_one_lecture(tmp_path):
+    from mlmhelpers.slides import build_slides, main
+
+    source = NOTEBOOKS[0]
+    (out,) = build_slides(source, tmp_path)
+    assert out == tmp_path / f"{source.stem}.slides.html"
+    html = out.read_text(encoding="utf-8")
+    assert "reveal" in html.lower()
+    n_slides = sum(c.metadata["slideshow"]["slide_type"] == "slide" for c in _read(source).cells)
+    assert html.count("<section") >= n_slides
+    # the first heading of the lecture is on the first slide
+    assert "Learning goals" in html
+    assert main([str(tmp_path / "nowhere"), str(tmp_path)]) == 2
