@@ -30,11 +30,22 @@ import numpy as np
 import pandas as pd
 from scipy import optimize
 
-__all__ = ["fit_mixedlm", "SingularFitWarning"]
+__all__ = ["fit_mixedlm", "SingularFitWarning", "ColumnNotFoundError"]
 
 
 class SingularFitWarning(UserWarning):
     """A variance estimate is (nearly) zero or a correlation is (nearly) +-1."""
+
+
+class ColumnNotFoundError(KeyError, ValueError):
+    """A name in a formula or `groups` is not a column of the data.
+
+    A ``KeyError`` (like pandas' missing-column error) that prints its
+    message without quotes.
+    """
+
+    def __str__(self):
+        return str(self.args[0]) if self.args else ""
 
 
 # Identifiers that may appear in a formula without being data columns.
@@ -104,10 +115,15 @@ def _check_inputs(formula, data, groups, re_formula, reml):
             "identifies the level-2 units, e.g. groups='school' (got "
             f"{type(groups).__name__}).")
     if groups not in data.columns:
-        raise KeyError(
+        raise ColumnNotFoundError(
             f"fit_mixedlm: groups={groups!r} is not a column of `data`."
             + _suggest(groups, data.columns)
             + f" Columns available: {', '.join(map(str, data.columns))}.")
+    if re_formula is not None and not isinstance(re_formula, str):
+        raise TypeError(
+            "fit_mixedlm: `re_formula` must be a string such as '1 + standlrt' "
+            "(random intercept and random slope of standlrt) or None (random "
+            "intercept only).")
     lhs, rhs = formula.split("~", 1)
     if not lhs.strip():
         raise ValueError(
@@ -117,7 +133,7 @@ def _check_inputs(formula, data, groups, re_formula, reml):
         unknown = _unknown_names(text, data.columns)
         if unknown:
             name = unknown[0]
-            raise KeyError(
+            raise ColumnNotFoundError(
                 f"fit_mixedlm: {name!r} in {label} {text!r} is not a column of `data`."
                 + _suggest(name, data.columns)
                 + " Check the spelling (names are case-sensitive).")

@@ -1,0 +1,281 @@
+"""fit_mixedlm against lme4 (tests/fixtures/lme4_reference.json) and its input checks."""
+
+from __future__ import annotations
+
+import doctest
+import json
+import math
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import mlmhelpers
+from mlmhelpers import fit_mixedlm, load_dataset
+from mlmhelpers import linear as linear_module
+from mlmhelpers.linear import SingularFitWarning
+
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+
+# lme4 term names (mlmRev data) -> our names (patsy, course data)
+TERM = {
+    "(Intercept)": "Intercept",
+    "standLRT": "standlrt",
+    "schgendboys": "schgend[T.boysch]",
+    "schgendgirls": "schgend[T.girlsch]",
+    "gcsescore": "gcsescore",
+    "gcse_z": "gcse_z",
+    "genderF": "gender[T.F]",
+}
+RE_TERM = {"(Intercept)": "(Intercept)", "standLRT": "standlrt", "gcse_z": "gcse_z"}
+
+# key -> (data set, formula, re_formula)
+SPECS = {
+    "exam_m1": ("tutorial", "normexam ~ 1", None),
+    "exam_m2": ("tutorial", "normexam ~ standlrt", None),
+    "exam_m3": ("tutorial", "normexam ~ standlrt + schgend", None),
+    "exam_m4": ("tutorial", "normexam ~ standlrt + schgend", "1 + standlrt"),
+    "chem_c0": ("chem97", "score ~ 1", None),
+    "chem_c1": ("chem97", "score ~ gcsescore + gender", None),
+    "chem_c2": ("chem97", "score ~ gcse_z + gender", "1 + gcse_z"),
+}
+
+REL = 1e-3
+
+
+@pytest.fixture(scope="module")
+def data():
+    chem = load_dataset("chem97")
+    # as in the R call: gcse_z = as.vector(scale(gcsescore)) (sample SD)
+    chem["gcse_z"] = (chem["gcsescore"] - chem["gcsescore"].mean()) / chem["gcsescore"].std()
+    return {"tutorial": load_dataset("tutorial"), "chem97": chem}
+
+
+@pytest.fixture(scope="module")
+def fits(data):
+    """Each reference model fitted once (the chem97 fits are the slow part)."""
+    out = {}
+    for key, (name, formula, re_formula) in SPECS.items():
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", SingularFitWarning)
+            out[key] = fit_mixedlm(formula, data[name], groups="school", re_formula=re_formula)
+    return out
+
+
+@pytest.fixture(scope="module")
+def ref(lme4_reference):
+    return lme4_reference
+
+
+@pytest.mark.parametrize("key", list(SPECS))
+def test_fixed_effects_and_lme4_standard_errors(key, fits, ref):
+    res = fits[key]
+    table = mlmhelpers.fixed_effects(res)
+    for r_name, value in ref[key]["fixef"].items():
+        assert table.loc[TERM[r_name], "Estimate"] == pytest.approx(value, rel=REL, abs=1e-6)
+    for r_name, value in ref[key]["se"].items():
+        assert table.loc[TERM[r_name], "Std. Error"] == pytest.approx(value, rel=REL)
+    # statsmodels' own accessor carries lme4's covariance of the fixed effects too
+    assert np.asarray(res.bse_fe) == pytest.approx(table["Std. Error"].to_numpy(), rel=1e-10)
+
+
+@pytest.mark.parametrize("key", list(SPECS))
+def test_variances_and_correlation(key, fits, ref):
+    table = mlmhelpers.random_effects(fits[key])
+    for row in ref[key]["varcorr"]:
+        if row["grp"] == "Residual":
+            got = table.loc[table["Groups"] == "Residual", "Variance"].item()
+            assert got == pytest.approx(row["vcov"], rel=REL)
+        elif "var2" in row:  # covariance row: sdcor is the correlation
+            got = table.loc[table["Name"] == RE_TERM[row["var2"]], "Corr"].item()
+            assert got == pytest.approx(row["sdcor"], rel=REL)
+        else:
+            got = table.loc[table["Name"] == RE_TERM[row["var1"]], "Variance"].item()
+            assert got == pytest.approx(row["vcov"], rel=REL)
+            sd = table.loc[table["Name"] == RE_TERM[row["var1"]], "Std.Dev."].item()
+            assert sd == pytest.approx(row["sdcor"], rel=REL)
+
+
+@pytest.mark.parametrize("key", list(SPECS))
+def test_loglik_aic_bic_nobs(key, fits, ref):
+    res, r = fits[key], ref[key]
+    assert res.llf == pytest.approx(r["logLik"], abs=1e-3)
+    # lme4 prints AIC/BIC with one decimal in summary(); ours agree far closer
+    assert abs(res.aic - r["AIC"]) < 0.01
+    assert abs(res.bic - r["BIC"]) < 0.01
+    assert res.nobs == r["nobs"]
+    assert res.reml is False
+
+
+def test_beats_statsmodels_default_on_the_empty_model(data, fits, ref):
+    """The trap from the issue: statsmodels' default fit stops short on normexam ~ 1."""
+    from statsmodels.regression.mixed_linear_model import MixedLM
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        default = MixedLM.from_formula("normexam ~ 1", data["tutorial"],
+                                       groups="school").fit(reml=False)
+    ours = fits["exam_m1"]
+    assert ours.llf >= default.llf - 1e-9
+    assert float(ours.cov_re.iloc[0, 0]) == pytest.approx(
+        ref["exam_m1"]["varcorr"][0]["vcov"], rel=REL)
+
+
+def test_reml_fit_matches_lme4_reml(data):
+    with open(FIXTURES / "lme4_ranef.json") as fh:
+        r = json.load(fh)["exam_m1_reml"]
+    res = fit_mixedlm("normexam ~ 1", data["tutorial"], groups="school", reml=True)
+    table = mlmhelpers.random_effects(res)
+    assert table["Variance"].to_numpy() == pytest.approx(r["vcov"], rel=REL)
+    assert -2 * res.llf == pytest.approx(r["REMLcrit"], abs=2e-3)
+    assert res.reml is True
+
+
+def test_result_is_a_statsmodels_mixedlm_result(fits):
+    from statsmodels.regression.mixed_linear_model import MixedLMResults
+
+    res = fits["exam_m4"]
+    assert isinstance(res._results, MixedLMResults)
+    assert list(res.model.exog_names) == ["Intercept", "schgend[T.boysch]",
+                                          "schgend[T.girlsch]", "standlrt"]
+    # statsmodels' accessors work and agree with the lme4 conditional modes
+    ge = mlmhelpers.group_effects(res)
+    first = ge[(ge["group"] == 1) & (ge["term"] == "(Intercept)")]["effect"].item()
+    assert res.random_effects[1].iloc[0] == pytest.approx(first, rel=1e-8)
+    assert np.all(np.isfinite(res.fittedvalues))
+
+
+def test_categorical_levels_and_pandas_string_columns(data):
+    exam = data["tutorial"].copy()
+    exam["sex_text"] = exam["sex"].astype(str)          # pandas 3 string dtype
+    exam["school_text"] = "s" + exam["school"].astype(str)
+    assert pd.api.types.is_string_dtype(exam["sex_text"])
+    res = fit_mixedlm("normexam ~ sex_text", exam, groups="school_text")
+    assert "sex_text[T.girl]" in res.model.exog_names
+    cat = fit_mixedlm("normexam ~ sex", exam, groups="school")
+    fe_text = mlmhelpers.fixed_effects(res)["Estimate"].to_numpy()
+    fe_cat = mlmhelpers.fixed_effects(cat)["Estimate"].to_numpy()
+    assert fe_text == pytest.approx(fe_cat, rel=1e-6)
+    # the caller's data are not modified
+    assert list(exam.columns)[-2:] == ["sex_text", "school_text"]
+
+
+def test_missing_rows_are_dropped_with_a_message(data):
+    exam = data["tutorial"].copy()
+    exam.loc[[3, 10, 20], "standlrt"] = np.nan
+    exam.loc[40, "normexam"] = np.nan
+    with pytest.warns(UserWarning, match=r"dropped 4 of 4059 rows with missing values "
+                                         r"in normexam, standlrt"):
+        res = fit_mixedlm("normexam ~ standlrt", exam, groups="school")
+    assert res.nobs == 4055
+    info = mlmhelpers.tables._model_info(res)
+    assert 3 not in info["rows"] and 40 not in info["rows"] and 4 in info["rows"]
+
+
+def test_unused_missing_values_do_not_drop_rows(data):
+    exam = data["tutorial"].copy()
+    exam.loc[[1, 2], "avslrt"] = np.nan
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        res = fit_mixedlm("normexam ~ standlrt", exam, groups="school")
+    assert res.nobs == 4059
+
+
+def _singular_data():
+    # y depends on x only: the school variance is estimated as exactly zero
+    rng = np.random.default_rng(1)
+    d = pd.DataFrame({"g": np.repeat(np.arange(30), 10), "x": rng.normal(size=300)})
+    d["y"] = d["x"] + rng.normal(size=300)
+    return d
+
+
+def test_singular_fit_warns_like_lme4():
+    with pytest.warns(SingularFitWarning, match=r"boundary \(singular\) fit"):
+        res = fit_mixedlm("y ~ x", _singular_data(), groups="g")
+    table = mlmhelpers.random_effects(res)
+    assert table.loc[0, "Variance"] == 0.0
+    # the fit is then the single-level regression
+    import statsmodels.formula.api as smf
+    ols = smf.ols("y ~ x", _singular_data()).fit()
+    assert res.llf == pytest.approx(ols.llf, abs=1e-6)
+    assert np.isfinite(res.aic)
+    assert "boundary (singular) fit" in mlmhelpers.summary(res)
+
+
+def test_no_warning_on_a_regular_fit(data):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        fit_mixedlm("normexam ~ standlrt", data["tutorial"], groups="school")
+
+
+@pytest.mark.parametrize(
+    "kwargs, exc, pattern",
+    [
+        (dict(formula="normexam ~ standlrtt"), KeyError,
+         r"'standlrtt' in formula .* is not a column of `data`\. Did you mean 'standlrt'"),
+        (dict(groups="schol"), KeyError,
+         r"groups='schol' is not a column of `data`\. Did you mean 'school'"),
+        (dict(groups=["school"]), TypeError, r"`groups` must be the name of a column"),
+        (dict(re_formula="1 + standlrtt"), KeyError, r"'standlrtt' in re_formula"),
+        (dict(re_formula=2), TypeError, r"`re_formula` must be a string"),
+        (dict(reml="no"), TypeError, r"`reml` must be True or False"),
+        (dict(reml=1), TypeError, r"`reml` must be True or False"),
+        (dict(formula="sex ~ standlrt"), TypeError,
+         r"the response 'sex' must be numeric.*fit_logit_mixed"),
+        (dict(formula="normexam ~ standlrt + (1 | school)"), ValueError,
+         r"without lme4's '\(1 \| school\)' part"),
+        (dict(formula="normexam standlrt"), ValueError, r"`formula` must be a string such as"),
+        (dict(formula="~ standlrt"), ValueError, r"the formula has no response"),
+        (dict(formula="normexam ~ standlrt + standlrt2"), KeyError, r"'standlrt2'"),
+    ],
+)
+def test_bad_input_gets_a_clear_error(data, kwargs, exc, pattern):
+    args = dict(formula="normexam ~ standlrt", data=data["tutorial"], groups="school")
+    args.update(kwargs)
+    with pytest.raises(exc, match=pattern):
+        fit_mixedlm(**args)
+
+
+def test_data_must_be_a_dataframe(data):
+    with pytest.raises(TypeError, match=r"`data` must be a pandas DataFrame"):
+        fit_mixedlm("normexam ~ 1", data["tutorial"].to_dict("list"), groups="school")
+
+
+def test_a_single_group_is_refused(data):
+    one = data["tutorial"][data["tutorial"]["school"] == 1]
+    with pytest.raises(ValueError, match=r"has only one value.*ols\(\)"):
+        fit_mixedlm("normexam ~ 1", one, groups="school")
+
+
+def test_collinear_terms_are_refused(data):
+    exam = data["tutorial"].copy()
+    exam["twice"] = 2 * exam["standlrt"]
+    with pytest.raises(ValueError, match=r"rank deficient.*twice"):
+        fit_mixedlm("normexam ~ standlrt + twice", exam, groups="school")
+
+
+def test_formula_functions_are_allowed(data):
+    res = fit_mixedlm("normexam ~ np.exp(standlrt / 10) + C(vrband)", data["tutorial"],
+                      groups="school")
+    assert "C(vrband)[T.top 25%]" in res.model.exog_names
+
+
+def test_tilde_in_re_formula_is_accepted(data, fits):
+    res = fit_mixedlm("normexam ~ standlrt + schgend", data["tutorial"], groups="school",
+                      re_formula="~ standlrt")
+    assert res.llf == pytest.approx(fits["exam_m4"].llf, abs=1e-6)
+
+
+def test_docstring_examples_run():
+    failures, tried = doctest.testmod(linear_module, optionflags=doctest.ELLIPSIS)
+    assert tried > 0 and failures == 0
+
+
+def test_deviance_helper_matches_llf(fits):
+    """The profiled deviance at the optimum is -2 logLik (lme4's definition)."""
+    res = fits["exam_m3"]
+    cache = res._results._mlmhelpers
+    assert cache["deviance"] == pytest.approx(-2 * res.llf, abs=1e-8)
+    assert math.isfinite(cache["deviance"])
