@@ -147,14 +147,16 @@ class LogitRandomIntercept:
         return self.modes_exact(beta, theta)
 
     # -- approximate likelihood ---------------------------------------------
-    def group_loglik(self, params, glmer=True):
-        """Approximate log-likelihood of every group at ``(theta, *beta)``."""
+    def group_loglik(self, params, glmer=True, laplace=False):
+        """Approximate log-likelihood of every group at ``(theta, *beta)``:
+        glmer's evaluation or the exactly converged one, with ``nagq`` nodes
+        or (``laplace=True``) one."""
         theta, beta = float(params[0]), np.asarray(params[1:], dtype=float)
         if glmer and self.lp0 is not None:
             v, curv, offset = self.modes_glmer(beta, theta)
         else:
             v, curv, offset = self.modes_exact(beta, theta)
-        if self.nagq == 1:  # Laplace approximation
+        if laplace or self.nagq == 1:  # Laplace approximation
             eta = offset + theta * v[self.codes]
             return self._gsum(_loglik(self.y, eta)) - 0.5 * v**2 - 0.5 * np.log(curv)
         scale = 1.0 / np.sqrt(curv)
@@ -167,9 +169,9 @@ class LogitRandomIntercept:
         terms = sums - 0.5 * nodes**2 + 0.5 * self.z**2 + self.logw
         return np.log(scale) + special.logsumexp(terms, axis=1)
 
-    def deviance(self, params, glmer=True):
+    def deviance(self, params, glmer=True, laplace=False):
         """-2 x approximate log-likelihood at ``params = (theta, *beta)``."""
-        d = -2.0 * float(np.sum(self.group_loglik(params, glmer)))
+        d = -2.0 * float(np.sum(self.group_loglik(params, glmer, laplace)))
         return d if np.isfinite(d) else 1e300
 
     def conditional_effects(self, params):
@@ -284,8 +286,7 @@ def logistic_start(X, y, iterations=10):
         mu = special.expit(X @ beta)
         w = np.maximum(mu * (1 - mu), 1e-10)
         z = X @ beta + (y - mu) / w
-        sw = np.sqrt(w)
-        beta_new = np.linalg.lstsq(X * sw[:, None], z * sw, rcond=None)[0]
+        beta_new = np.linalg.pinv(X.T @ (w[:, None] * X)) @ (X.T @ (w * z))
         if np.max(np.abs(beta_new - beta)) < 1e-10:
             return beta_new
         beta = beta_new
@@ -306,10 +307,10 @@ class FitOutput:
     n_evaluations: int
 
 
-def _central_gradient(fun, x):
+def _central_gradient(fun, x, step=1e-6):
     g = np.empty_like(x)
     for i in range(x.size):
-        h = 1e-6 * max(1.0, abs(x[i]))
+        h = step * max(1.0, abs(x[i]))
         up, down = x.copy(), x.copy()
         up[i] += h
         down[i] -= h
@@ -317,52 +318,67 @@ def _central_gradient(fun, x):
     return g
 
 
-def fit(problem: LogitRandomIntercept, grad_tol=1e-3):
-    """Minimise the deviance over ``(theta, beta)``; return estimates and the
-    glmer-style covariance matrix of ``beta``."""
-    count = [0]
-
-    def dev(x, glmer=True):
-        count[0] += 1
-        return problem.deviance(x, glmer)
-
-    x0 = problem.stage1()
-    messages = []
-
-    # (2) exact deviance; theta is left free (the deviance is even in theta).
-    exact = optimize.minimize(lambda x: dev(x, False), x0, method="BFGS",
-                              jac=lambda x: _central_gradient(lambda z: dev(z, False), x),
-                              options={"gtol": 1e-5, "maxiter": 500})
-    x = exact.x.copy()
-    x[0] = abs(x[0])
-    optimizer_ok = exact.success or exact.status == 2  # 2: precision loss at optimum
-    if not optimizer_ok:
-        messages.append(f"optimizer (BFGS): {exact.message}")
-
-    # (3) Newton steps on glmer's deviance.
-    f = dev(x)
-    grad, hess = finite_difference(dev, x, fx=f)
-    for _ in range(6):
+def _newton(dev, x, f, grad, hess, max_iter=8):
+    """Newton steps with step halving on ``dev`` from ``x`` (gradient and
+    Hessian by finite differences).  theta stays >= 0 (the deviance is even
+    in theta).  Returns the new point, its deviance, gradient and Hessian."""
+    for _ in range(max_iter):
         try:
             np.linalg.cholesky(hess)
             step = np.linalg.solve(hess, grad)
         except np.linalg.LinAlgError:
             break
-        t, improved = 1.0, False
+        t = 1.0
         while t > 1e-3:
             x_new = x - t * step
             x_new[0] = abs(x_new[0])
             f_new = dev(x_new)
             if f_new <= f:
-                improved = True
                 break
             t *= 0.5
-        if not improved:
+        else:
             break
+        moved = np.max(np.abs(t * step))
         x, f = x_new, f_new
-        grad, hess = finite_difference(dev, x, fx=f)
-        if np.max(np.abs(t * step)) < 1e-7:
+        if moved < 1e-5:
+            # The Hessian barely changes over so short a step: refresh the
+            # gradient only, then stop.
+            grad = _central_gradient(dev, x, 1e-4)
             break
+        grad, hess = finite_difference(dev, x, fx=f)
+    return x, f, grad, hess
+
+
+def fit(problem: LogitRandomIntercept, grad_tol=1e-3):
+    """Minimise the deviance over ``(theta, beta)``; return estimates and the
+    glmer-style covariance matrix of ``beta``."""
+    count = [0]
+
+    def dev(x, glmer=True, laplace=False):
+        count[0] += 1
+        return problem.deviance(x, glmer, laplace)
+
+    x0 = problem.stage1()
+    messages = []
+
+    # (2) exactly converged Laplace deviance (cheap and smooth); theta is left
+    # free since the deviance is even in theta.
+    def exact(x):
+        return dev(x, glmer=False, laplace=True)
+
+    opt = optimize.minimize(exact, x0, method="BFGS",
+                            jac=lambda x: _central_gradient(exact, x),
+                            options={"gtol": 1e-3, "maxiter": 500})
+    x = opt.x.copy()
+    x[0] = abs(x[0])
+    optimizer_ok = opt.success or opt.status == 2  # 2: precision loss at the optimum
+    if not optimizer_ok:
+        messages.append(f"optimizer (BFGS): {opt.message}")
+
+    # (3) Newton steps on glmer's deviance with nagq nodes.
+    f = dev(x)
+    grad, hess = finite_difference(dev, x, fx=f)
+    x, f, grad, hess = _newton(dev, x, f, grad, hess)
     if x[0] < 1e-4:  # lme4's boundary check: is theta = 0 at least as good?
         x_zero = np.r_[0.0, x[1:]]
         f_zero = dev(x_zero)
