@@ -90,6 +90,8 @@ def test_plot_groups_labels_and_returns_axes():
     assert ax.get_ylabel() == "score"
     assert "VPC = 0.167" in ax.get_title()
     assert len(ax.get_xticks()) == 4
+    legend = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert legend == ["one pupil's score", "school mean", "overall mean"]
     with pytest.raises(ValueError, match="simulate_groups"):
         plot_groups(df.drop(columns="y"))
 

@@ -132,7 +132,7 @@ def simulate_groups(between_var=0.17, within_var=0.85, n_groups=10, group_size=2
     return df
 
 
-def plot_groups(data, ax=None, group_label="school", y_label="score"):
+def plot_groups(data, ax=None, group_label="school", y_label="score", unit_label="pupil"):
     """Strip plot of simulated groups with each group's mean.
 
     Parameters
@@ -141,8 +141,9 @@ def plot_groups(data, ax=None, group_label="school", y_label="score"):
         Output of :func:`simulate_groups` (columns ``group`` and ``y``).
     ax : matplotlib.axes.Axes, optional
         Axes to draw on; a new figure is made if omitted.
-    group_label, y_label : str
-        Words used in the axis labels and title.
+    group_label, y_label, unit_label : str
+        Words used in the axis labels, title and legend: what a group is,
+        what is measured, and what a unit is.
 
     Returns
     -------
@@ -169,7 +170,7 @@ def plot_groups(data, ax=None, group_label="school", y_label="score"):
     position = {g: k for k, g in enumerate(groups)}
     x = data["group"].map(position).to_numpy(dtype=float)
     jitter = np.random.default_rng(0).uniform(-0.18, 0.18, size=len(x))
-    ax.scatter(x + jitter, data["y"], s=10, alpha=0.55, color="tab:blue", label=f"{y_label} of one unit")
+    ax.scatter(x + jitter, data["y"], s=10, alpha=0.55, color="tab:blue", label=f"one {unit_label}'s {y_label}")
     means = data.groupby("group")["y"].mean().reindex(groups)
     ax.hlines(means.to_numpy(), np.arange(len(groups)) - 0.3, np.arange(len(groups)) + 0.3,
               color="tab:red", linewidth=2.5, label=f"{group_label} mean")
@@ -182,7 +183,7 @@ def plot_groups(data, ax=None, group_label="school", y_label="score"):
     if "vpc" in data.attrs:
         title += f" (VPC = {data.attrs['vpc']:.3f})"
     ax.set_title(title)
-    ax.legend(loc="upper right", fontsize="small")
+    ax.legend(loc="best", fontsize="small")
     return ax
 
 
@@ -198,11 +199,13 @@ def _render_png(data, ylim):
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    fig = Figure(figsize=(6.5, 3.8), dpi=80)
+    fig = Figure(figsize=(8, 3.8), dpi=80)
     FigureCanvasAgg(fig)
     ax = fig.add_subplot()
     plot_groups(data, ax=ax)
     ax.set_ylim(*ylim)
+    # the sliders can fill the whole plot with points: keep the legend outside it
+    ax.legend(loc="center left", bbox_to_anchor=(1.01, 0.5), fontsize="small")
     fig.tight_layout()
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png")
