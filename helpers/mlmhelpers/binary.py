@@ -201,6 +201,7 @@ def fit_logit_mixed(formula, data, groups, nagq=1):
         warnings.warn(
             f"{n_dropped} of {len(frame)} rows have a missing covariate or {groups!r} and were "
             "dropped from the fit.", UserWarning, stacklevel=2)
+    design_info = X.design_info
     X = X.loc[keep[X.index.to_numpy()]] if n_dropped else X
     positions = X.index.to_numpy()
     y = y_all[positions]
@@ -224,8 +225,8 @@ def fit_logit_mixed(formula, data, groups, nagq=1):
 
     result = LogitMixedResults._from_fit(
         out, problem, formula=f"{outcome} ~ {rhs}", outcome=outcome, groups=groups,
-        exog_names=list(X.columns), design_info=X.design_info, group_labels=labels,
-        rows=data.index[positions], variables=_formula_variables(X.design_info, frame),
+        exog_names=list(X.columns), design_info=design_info, group_labels=labels,
+        rows=data.index[positions], variables=_formula_variables(design_info, frame),
         frame=frame, nagq=nagq)
     for msg in result.warnings:
         warnings.warn(msg, UserWarning, stacklevel=2)
@@ -586,7 +587,7 @@ class LogitMixedResults:
                                 [f"{self.aic:.1f}", f"{self.bic:.1f}", f"{self.llf:.1f}",
                                  f"{self.deviance:.1f}", f"{self.df_resid}"])
         lines += ["", "Scaled residuals: "]
-        mu = self.predict().to_numpy()
+        mu = np.clip(self.predict().to_numpy(), 1e-15, 1 - 1e-15)
         pearson = (self._y - mu) / np.sqrt(mu * (1 - mu))
         qs = np.quantile(pearson, [0, 0.25, 0.5, 0.75, 1])
         lines += _aligned_block(["Min", "1Q", "Median", "3Q", "Max"], [f"{q:.4f}" for q in qs])
