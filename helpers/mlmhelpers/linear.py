@@ -333,11 +333,13 @@ def _optimise_theta(cp: _Crossprods, reml=False):
     """Minimise the profiled deviance over theta; return (theta, deviance).
 
     The deviance is cheap (a few batched q x q operations), so robustness is
-    bought with redundancy: from lme4's start (theta = identity) and two
-    rescaled starts, a bounded Powell search (derivative-free, which does not
-    stick to the boundary the way L-BFGS-B with numerical gradients can on a
-    random-slope model) is followed by L-BFGS-B; the best finite deviance is
-    polished with Nelder-Mead.
+    bought with redundancy.  From lme4's start (theta = identity) a bounded
+    Powell search (derivative-free: it does not stick to the boundary the way
+    L-BFGS-B with numerical gradients did on the chem97 random-slope model) is
+    followed by L-BFGS-B; L-BFGS-B also runs from two rescaled starts.  All
+    candidates are compared on the deviance itself, the best is polished with
+    Nelder-Mead, and a variance that is practically zero is set to exactly
+    zero when that does not worsen the deviance.
     """
     lower = np.array([-np.inf if lb is None else lb for lb in cp.lower_bounds()])
     bounds = [(None if np.isinf(lb) else lb, None) for lb in lower]
@@ -352,16 +354,19 @@ def _optimise_theta(cp: _Crossprods, reml=False):
         if np.isfinite(f) and f < best_f:
             best_x, best_f = x, f
 
-    for s in (start, 0.3 * start, 3.0 * start):
+    lbfgs = dict(ftol=1e-15, gtol=1e-10, maxiter=2000)
+    for k, s in enumerate((start, 0.3 * start, 3.0 * start)):
         consider(s)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             try:
-                res = optimize.minimize(fun, s, method="Powell", bounds=bounds,
-                                        options=dict(xtol=1e-8, ftol=1e-13, maxfev=20000))
-                consider(res.x)
-                res = optimize.minimize(fun, res.x, method="L-BFGS-B", bounds=bounds,
-                                        options=dict(ftol=1e-15, gtol=1e-10, maxiter=2000))
+                if k == 0:
+                    res = optimize.minimize(fun, s, method="Powell", bounds=bounds,
+                                            options=dict(xtol=1e-8, ftol=1e-13, maxfev=20000))
+                    consider(res.x)
+                    s = res.x
+                res = optimize.minimize(fun, s, method="L-BFGS-B", bounds=bounds,
+                                        options=lbfgs)
                 consider(res.x)
             except (ValueError, FloatingPointError, np.linalg.LinAlgError):
                 continue
@@ -461,9 +466,10 @@ def _build_results(model, cp, theta, reml):
     results._cache["random_effects"] = {
         label: pd.Series(est["b"][j], index=re_names)
         for j, label in enumerate(model.group_labels)}
-    results._cache["random_effects_cov"] = {
-        label: pd.DataFrame(est["condvar"][j], index=re_names, columns=re_names)
-        for j, label in enumerate(model.group_labels)}
+    if _is_singular(theta, cp):
+        results._cache["random_effects_cov"] = {
+            label: pd.DataFrame(est["condvar"][j], index=re_names, columns=re_names)
+            for j, label in enumerate(model.group_labels)}
     return MixedLMResultsWrapper(results), est
 
 
