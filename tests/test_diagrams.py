@@ -87,3 +87,13 @@ def test_bad_input_says_what_to_do(call, error, words):
     with pytest.raises(error, match=words):
         call()
     plt.close("all")
+
+
+def test_docstring_examples_run():
+    import doctest
+
+    import mlmhelpers.diagrams as diagrams_module
+
+    failures, tried = doctest.testmod(diagrams_module, optionflags=doctest.ELLIPSIS)
+    plt.close("all")
+    assert tried > 0 and failures == 0

@@ -177,3 +177,12 @@ def test_slides_render_one_lecture(tmp_path):
     # the first heading of the lecture is on the first slide
     assert "Learning goals" in html
     assert main([str(tmp_path / "nowhere"), str(tmp_path)]) == 2
+
+
+def test_slides_docstring_example_runs():
+    import doctest
+
+    import mlmhelpers.slides as slides_module
+
+    failures, tried = doctest.testmod(slides_module)
+    assert tried > 0 and failures == 0

@@ -118,3 +118,12 @@ def test_explorer_sliders_update_text_and_picture():
 def test_explorer_rejects_start_values_beyond_the_slider():
     with pytest.raises(ValueError, match="max_var"):
         variance_explorer(between_var=3.0, max_var=2.0)
+
+
+def test_docstring_examples_run():
+    import doctest
+
+    import mlmhelpers.widgets as widgets_module
+
+    failures, tried = doctest.testmod(widgets_module, optionflags=doctest.ELLIPSIS)
+    assert tried > 0 and failures == 0

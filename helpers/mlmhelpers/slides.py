@@ -43,10 +43,12 @@ def build_slides(source="course", target="build/slides", reveal_url_prefix=None,
 
     Examples
     --------
-    >>> import tempfile
-    >>> out = build_slides("course/01-linear-regression.ipynb", tempfile.mkdtemp())  # doctest: +SKIP
-    >>> out[0].name  # doctest: +SKIP
-    '01-linear-regression.slides.html'
+    >>> import tempfile, nbformat
+    >>> folder = Path(tempfile.mkdtemp())
+    >>> demo = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell("# Hello")])
+    >>> nbformat.write(demo, folder / "demo.ipynb")
+    >>> [path.name for path in build_slides(folder, folder / "slides")]
+    ['demo.slides.html']
     """
     import nbformat
     from nbconvert import SlidesExporter
