@@ -20,15 +20,9 @@ from mlmhelpers import fit_mixedlm, load_dataset
 
 REPO = Path(__file__).resolve().parents[1]
 
-SPECS = {
-    "exam_m1": ("tutorial", "normexam ~ 1", None),
-    "exam_m2": ("tutorial", "normexam ~ standlrt", None),
-    "exam_m3": ("tutorial", "normexam ~ standlrt + schgend", None),
-    "exam_m4": ("tutorial", "normexam ~ standlrt + schgend", "1 + standlrt"),
-    "chem_c0": ("chem97", "score ~ 1", None),
-    "chem_c1": ("chem97", "score ~ gcsescore + gender", None),
-    "chem_c2": ("chem97", "score ~ gcse_z + gender", "1 + gcse_z"),
-}
+with open(REPO / "tests" / "fixtures" / "linear_reference_models.json") as _fh:
+    SPECS = {k: (v["data"], v["formula"], v["re_formula"])
+             for k, v in json.load(_fh)["models"].items()}
 
 
 def _best_time(func, repeat):

@@ -31,16 +31,10 @@ TERM = {
 }
 RE_TERM = {"(Intercept)": "(Intercept)", "standLRT": "standlrt", "gcse_z": "gcse_z"}
 
-# key -> (data set, formula, re_formula)
-SPECS = {
-    "exam_m1": ("tutorial", "normexam ~ 1", None),
-    "exam_m2": ("tutorial", "normexam ~ standlrt", None),
-    "exam_m3": ("tutorial", "normexam ~ standlrt + schgend", None),
-    "exam_m4": ("tutorial", "normexam ~ standlrt + schgend", "1 + standlrt"),
-    "chem_c0": ("chem97", "score ~ 1", None),
-    "chem_c1": ("chem97", "score ~ gcsescore + gender", None),
-    "chem_c2": ("chem97", "score ~ gcse_z + gender", "1 + gcse_z"),
-}
+# key -> (data set, formula, re_formula), shared with benchmarks/bench_linear.py
+with open(FIXTURES / "linear_reference_models.json") as _fh:
+    SPECS = {k: (v["data"], v["formula"], v["re_formula"])
+             for k, v in json.load(_fh)["models"].items()}
 
 REL = 1e-3
 
