@@ -421,10 +421,34 @@ def summary(result):
     rows = [[name, est_txt[i], est_txt[p + i], f"{fe['t value'].iloc[i]:.3f}"]
             for i, name in enumerate(fe.index)]
     lines.extend(_table(rows, ["", "Estimate", "Std. Error", "t value"], "lrrr"))
+    if p > 1:
+        lines.append("")
+        lines.append("Correlation of Fixed Effects:")
+        lines.extend(_fixef_correlation(cache["vcov"], list(fe.index)))
     if cache["singular"]:
         lines.append("")
         lines.append("optimizer message: boundary (singular) fit: see help('isSingular')")
     return Summary("\n".join(lines))
+
+
+def _abbreviate(name, width=6):
+    """Short column labels for the correlation table, as lme4 prints them."""
+    if name in ("Intercept", "(Intercept)"):
+        return "(Intr)"
+    return name[:width]
+
+
+def _fixef_correlation(vcov, names):
+    """Lower triangle of the correlation of the fixed effects (lme4's layout)."""
+    vcov = np.asarray(vcov, dtype=float)
+    sd = np.sqrt(np.diag(vcov))
+    corr = vcov / np.outer(sd, sd)
+    rows = []
+    for i in range(1, len(names)):
+        rows.append([names[i]] + [f"{corr[i, j]:.3f}" for j in range(i)]
+                    + [""] * (len(names) - 1 - i))
+    header = [""] + [_abbreviate(n) for n in names[:-1]]
+    return _table(rows, header, "l" + "r" * (len(names) - 1))
 
 
 def _lme4_formula(result, re_names, group):
