@@ -23,13 +23,20 @@ from mlmhelpers import fit_logit_mixed, load_dataset
 
 REPO = Path(__file__).resolve().parents[1]
 
-SPECS = {
-    "contra_g0": ("contraception", "use ~ 1", "district", 1),
-    "contra_g1": ("contraception", "use ~ age + urban", "district", 1),
-    "contra_g1_q25": ("contraception", "use ~ age + urban", "district", 25),
-    "immun_b0": ("guimmun", "immun ~ 1", "comm", 1),
-    "immun_b1": ("guimmun", "immun ~ kid2p + mom25p + ethn + momEd + rural", "comm", 1),
-}
+DATASETS = {"contra": "contraception", "immun": "guimmun"}
+
+
+def binary_specs(ref):
+    """(data set, fixed formula, grouping column, nAGQ) of every glmer model in
+    the reference file, read from its lme4 formula ``y ~ x + (1 | group)``."""
+    specs = {}
+    for key, entry in ref.items():
+        if not isinstance(entry, dict) or entry.get("kind") != "binary":
+            continue
+        fixed, group = re.fullmatch(r"(.*?)\s*\+\s*\(1 \| (\w+)\)", entry["formula"]).groups()
+        fixed = re.sub(r"~ 1 \+ ", "~ ", fixed)
+        specs[key] = (DATASETS[key.split("_")[0]], fixed, group, int(entry["nAGQ"]))
+    return specs
 
 
 def _r_name(term):
@@ -51,7 +58,7 @@ def main(repeat=3):
             f"{'|llf-glmer|':>11} {'fe rel':>8} {'se rel':>8} {'var rel':>8}")
     print(head)
     print("-" * len(head))
-    for key, (name, formula, groups, nagq) in SPECS.items():
+    for key, (name, formula, groups, nagq) in binary_specs(ref).items():
         best, res = np.inf, None
         for _ in range(repeat):
             start = time.perf_counter()
