@@ -160,6 +160,22 @@ def test_summary_scaled_residuals_match_lme4(m, ranef_ref):
     assert values == pytest.approx(ranef_ref["exam_m4_resid_quantiles"], abs=2e-4)
 
 
+def test_summary_fixed_effect_correlations_match_lme4(m, ranef_ref):
+    ref = ranef_ref["exam_m4_fixef_corr"]
+    r = dict(zip(ref["terms"], range(4)))
+    lines = summary(m["m4"]).splitlines()
+    i = lines.index("Correlation of Fixed Effects:")
+    table = {ln.split()[0]: [float(v) for v in ln.split()[1:]] for ln in lines[i + 2:i + 5]}
+    expected = {"schgend[T.boysch]": [("(Intercept)", "schgendboys")],
+                "schgend[T.girlsch]": [("(Intercept)", "schgendgirls"),
+                                       ("schgendboys", "schgendgirls")],
+                "standlrt": [("(Intercept)", "standLRT"), ("schgendboys", "standLRT"),
+                             ("schgendgirls", "standLRT")]}
+    for name, pairs in expected.items():
+        want = [ref["corr"][r[a]][r[b]] for a, b in pairs]
+        assert table[name] == pytest.approx(want, abs=6e-4)  # printed to 3 decimals
+
+
 def test_summary_random_intercept_has_no_corr_column(m):
     text = summary(m["m1"])
     assert " Groups   Name        Variance Std.Dev.\n" in text + "\n"
