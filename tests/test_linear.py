@@ -198,6 +198,23 @@ def test_singular_fit_warns_like_lme4():
     assert "boundary (singular) fit" in mlmhelpers.summary(res)
 
 
+def test_singular_random_slope_warns():
+    # every group has exactly the same within-group slope: no slope variance
+    rng = np.random.default_rng(3)
+    x = np.array([-2.0, -1, 0, 1, 2, -1.5, 0.5, 1.0])
+    x = x - x.mean()
+    e = rng.normal(size=8)
+    e = e - e.mean()
+    e = e - (e @ x) / (x @ x) * x  # orthogonal to the intercept and to x
+    d = pd.DataFrame({"g": np.repeat(np.arange(40), 8), "x": np.tile(x, 40)})
+    d["y"] = np.repeat(rng.normal(size=40), 8) + d["x"] + np.tile(e, 40)
+    with pytest.warns(SingularFitWarning, match=r"boundary \(singular\) fit.*Var\(g: x\) = 0"):
+        res = fit_mixedlm("y ~ x", d, groups="g", re_formula="1 + x")
+    table = mlmhelpers.random_effects(res)
+    assert table.loc[1, "Variance"] == 0.0
+    assert table.loc[0, "Variance"] > 0.1
+
+
 def test_no_warning_on_a_regular_fit(data):
     with warnings.catch_warnings():
         warnings.simplefilter("error")

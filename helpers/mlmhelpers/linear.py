@@ -634,8 +634,13 @@ def fit_mixedlm(formula, data, groups, re_formula=None, reml=False):
 
 def _warn_singular(result, est, groups):
     names = _re_term_names(result.model)
-    var = np.diag(est["cov_re"])
+    cov = np.asarray(est["cov_re"], dtype=float)
+    var = np.diag(cov)
     bits = [f"Var({groups}: {n}) = {v:.3g}" for n, v in zip(names, var)]
+    for k in range(1, len(names)):
+        if var[0] > 0 and var[k] > 0:
+            corr = cov[0, k] / np.sqrt(var[0] * var[k])
+            bits.append(f"Corr({names[0]}, {names[k]}) = {corr:.3f}")
     warnings.warn(
         "boundary (singular) fit: a random-effect variance is estimated as "
         "(practically) zero or a correlation as +-1 (" + "; ".join(bits) + "). "
