@@ -196,19 +196,26 @@ def _hidden_lines(source: str, begin: str = "BEGIN HIDDEN TESTS", end: str = "EN
     return lines
 
 
-def _feedback_config():
+def _feedback_config(cfg):
+    """Feedback settings: HTML feedback with the hidden tests removed.
+
+    The course's own ``GenerateFeedback.preprocessors`` are kept when they
+    already clear hidden tests; otherwise ours are used.
+    """
     from nbconvert.preprocessors import CSSHTMLHeaderPreprocessor
-    from nbgrader.preprocessors import GetGrades
+    from nbgrader.preprocessors import ClearHiddenTests, GetGrades
     from traitlets.config import Config
 
-    cfg = Config()
-    cfg.GenerateFeedback.preprocessors = [
-        GetGrades,
-        _clear_hidden_tests_class(),
-        CSSHTMLHeaderPreprocessor,
-    ]
-    cfg.HTMLExporter.template_name = "feedback"
-    return cfg
+    out = Config()
+    out.HTMLExporter.template_name = "feedback"
+    configured = cfg.GenerateFeedback.get("preprocessors", [])
+    if not any(isinstance(p, type) and issubclass(p, ClearHiddenTests) for p in configured):
+        out.GenerateFeedback.preprocessors = [
+            GetGrades,
+            _clear_hidden_tests_class(),
+            CSSHTMLHeaderPreprocessor,
+        ]
+    return out
 
 
 # ---------------------------------------------------------------------------
@@ -300,7 +307,7 @@ def _autograde(coursedir, cfg, student: str, assignment: str, max_time: float, f
         out["killed"] = guard.fired.is_set()
         if out["autograde"]["success"] and not out["killed"] and feedback:
             fb_cfg = Config(cfg)
-            fb_cfg.merge(_feedback_config())
+            fb_cfg.merge(_feedback_config(cfg))
             app = GenerateFeedback(coursedir=coursedir, config=fb_cfg, log=log)
             app.force = True
             out["feedback"] = _run_app(app)
@@ -439,7 +446,8 @@ def _scores(gb, student: str, assignment: str) -> tuple[float, float, list[str]]
         for grade in notebook.grades:
             if grade.needs_manual_grade and grade.manual_score is None:
                 pending.append(grade.name)
-    return float(submission.score), float(submission.max_score), pending
+    natural = lambda name: [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", name)]  # noqa: E731
+    return float(submission.score), float(submission.max_score), sorted(pending, key=natural)
 
 
 # ---------------------------------------------------------------------------
