@@ -1,0 +1,53 @@
+"""nbgrader configuration for the course's four practicals.
+
+The course root is the folder holding this file (the repository root):
+
+* ``solutions/practicalN/practicalN.ipynb`` - the source with model answers,
+  hidden tests and marking rubrics (nbgrader's *source* directory);
+* ``practicals/practicalN/practicalN.ipynb`` - the student versions, generated
+  from the source (nbgrader's *release* directory).  Never edit them by hand:
+  run ``python -m mlmhelpers.practicals`` after changing a solution.
+
+``submitted/``, ``autograded/``, ``feedback/``, ``gradebook.db`` and the
+exchange folder ``.exchange/`` are created here on demand and are not part of
+the repository.
+"""
+
+import os
+
+from nbconvert.preprocessors import CSSHTMLHeaderPreprocessor
+from nbgrader.preprocessors import GetGrades
+
+from mlmhelpers.practicals import ClearHiddenTestsForFeedback
+
+c = get_config()  # noqa: F821 - provided by nbgrader when it reads this file
+
+_ROOT = os.path.dirname(os.path.abspath(__file__))
+
+c.CourseDirectory.root = _ROOT
+c.CourseDirectory.course_id = "multilevel"
+c.CourseDirectory.source_directory = "solutions"
+c.CourseDirectory.release_directory = "practicals"
+
+# Model fits on chem97 (31,022 pupils) take a few seconds; give every cell two
+# minutes.  nbgrader 0.9.6 reads Execute.timeout (ExecutePreprocessor.timeout
+# is ignored by its own Execute preprocessor).
+c.Execute.timeout = 120
+# Interrupt a runaway cell at the timeout instead of waiting for ever.
+c.Execute.interrupt_on_timeout = True
+
+# The default exchange (/usr/local/share/nbgrader/exchange) is not writable for
+# an ordinary user or on Binder; keep the exchange inside the course folder.
+c.Exchange.root = os.path.join(_ROOT, ".exchange")
+os.makedirs(c.Exchange.root, exist_ok=True)
+c.Exchange.path_includes_course = True
+
+# Feedback is built from the autograded notebooks, which contain the hidden
+# tests again.  Remove the hidden test code from the feedback and shorten the
+# tracebacks of test cells to their message, so the feedback never shows a
+# hidden reference value.
+c.GenerateFeedback.preprocessors = [
+    GetGrades,
+    ClearHiddenTestsForFeedback,
+    CSSHTMLHeaderPreprocessor,
+]
