@@ -65,8 +65,9 @@ _SINGULAR_TOL = 1e-4  # lme4's check.conv.singular tolerance on theta
 
 def _identifiers(formula: str) -> list[str]:
     """Names in a formula that could refer to columns (in order, unique)."""
+    # Q("name") quotes a column name; other string literals are level names
+    names = [m.group(2) for m in re.finditer(r"\bQ\(\s*(['\"])(.*?)\1\s*\)", formula)]
     text = re.sub(r"(['\"]).*?\1", " ", formula)  # drop string literals
-    names = []
     for match in re.finditer(r"(?<![\w.])([A-Za-z_][A-Za-z0-9_]*)", text):
         name = match.group(1)
         # attribute access such as np.log: skip the part after the dot
@@ -149,11 +150,6 @@ def _check_inputs(formula, data, groups, re_formula, reml):
 def _normalise_re_formula(re_formula):
     if re_formula is None:
         return None
-    if not isinstance(re_formula, str):
-        raise TypeError(
-            "fit_mixedlm: `re_formula` must be a string such as '1 + standlrt' "
-            "(random intercept and random slope of standlrt) or None (random "
-            "intercept only).")
     text = re_formula.strip()
     if text.startswith("~"):
         text = text[1:].strip()
