@@ -292,6 +292,17 @@ def test_vpc_linearisation_method():
     assert mlm.vpc(m, method="linearisation", at=frame) == pytest.approx(got, rel=1e-12)
 
 
+def test_vpc_methods_of_an_empty_model():
+    ref = reference()["contra_g0"]
+    s2, p = ref["varcorr"][0]["vcov"], special.expit(ref["fixef"]["(Intercept)"])
+    m = fitted("contra_g0")
+    lin = s2 * (p * (1 - p)) ** 2 / (s2 * (p * (1 - p)) ** 2 + p * (1 - p))
+    assert mlm.vpc(m, method="linearisation") == pytest.approx(lin, rel=2e-3)
+    sim = mlm.vpc(m, method="simulation")
+    assert sim == mlm.vpc(m, method="simulation")  # default seed: reproducible
+    assert 0.8 * lin < sim < 1.2 * lin
+
+
 def test_vpc_simulation_method_is_reproducible_and_right():
     ref = reference()["contra_g1"]
     s2, b = ref["varcorr"][0]["vcov"], ref["fixef"]

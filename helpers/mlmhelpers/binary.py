@@ -347,6 +347,11 @@ class LogitMixedResults:
                 "separated by this term: in one of its categories everybody (or nobody) has the "
                 "outcome, so the maximum-likelihood estimate is infinite. Do not interpret it; "
                 "merge categories or drop the term.")
+        if self.var_re > 100:
+            notes.append(
+                f"The variance between {self.groups} groups is huge ({self.var_re:.3g}): the "
+                "outcome is (almost) completely determined by the group, e.g. most groups have "
+                "all 0 or all 1, so the variance cannot be estimated well. Check the data.")
         if self.singular:
             notes.append(
                 f"boundary (singular) fit: the variance between {self.groups} groups is "
@@ -477,7 +482,8 @@ class LogitMixedResults:
                     f"at names {sorted(unknown)}, which are not covariates of the model; "
                     f"the covariates are {list(self._variables)}.")
             values = {**self._variables, **at}
-            frame = pd.DataFrame({k: [v] for k, v in values.items()})
+            # (the placeholder column gives an intercept-only model its one row)
+            frame = pd.DataFrame({"_row": [0], **{k: [v] for k, v in values.items()}})
         else:
             raise TypeError("at must be a dict such as {'age': 0, 'urban': 'Y'} or a one-row DataFrame.")
         return self._design(frame)[0]
