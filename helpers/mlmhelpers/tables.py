@@ -513,7 +513,7 @@ def vpc(result, at=None, **kwargs):
     cov = np.asarray(cache["cov_re"], dtype=float)
     sigma2 = float(cache["sigma2"])
     names = _re_term_names(result.model)
-    if cov.shape[0] == 1:
+    if names == ["(Intercept)"]:
         if at is not None:
             raise ValueError("vpc(): `at` is only for random-slope models; this one "
                              "has a random intercept only.")
