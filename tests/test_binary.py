@@ -165,8 +165,10 @@ def test_zero_variance_is_a_singular_fit_equal_to_glm():
 def test_perfect_separation_warns_and_reports_a_huge_estimate():
     ref = small_reference()["separation"]
     data = small_data("separation")
-    with pytest.warns(UserWarning, match="separated"):
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
         m = mlm.fit_logit_mixed("y ~ x + z", data, "g")
+    assert any("perfectly" in str(w.message) and "z[T.yes]" in str(w.message) for w in caught)
     assert ref["fixef"]["zyes"] > 10  # glmer: also a huge estimate with a huge SE
     assert m.fe_params["z[T.yes]"] > 10
     assert m.bse_fe["z[T.yes]"] > 100
@@ -405,8 +407,10 @@ def test_rows_with_missing_covariates_are_dropped_with_a_message():
     data = mlm.load_dataset("contraception")
     data.loc[[0, 5, 7], "age"] = np.nan
     data.loc[9, "district"] = np.nan
-    with pytest.warns(UserWarning, match="4 of 1934 rows"):
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
         m = mlm.fit_logit_mixed("use ~ age", data, "district")
+    assert any("4 of 1934 rows" in str(w.message) for w in caught)
     assert m.nobs == 1930
     assert not set(m._mlm_model_info()["rows"]) & {0, 5, 7, 9}
 

@@ -167,7 +167,6 @@ def fit_logit_mixed(formula, data, groups, nagq=1):
     --------
     >>> import mlmhelpers as mlm
     >>> contra = mlm.load_dataset("contraception")
-    >>> import warnings; warnings.simplefilter("ignore")  # (3 districts with all 0 or all 1)
     >>> m = mlm.fit_logit_mixed("use ~ age + urban", contra, groups="district")
     >>> m.fe_params.round(3)
     Intercept    -0.703
@@ -276,7 +275,6 @@ class LogitMixedResults:
 
     Examples
     --------
-    >>> import warnings; warnings.simplefilter("ignore")
     >>> import mlmhelpers as mlm
     >>> m = mlm.fit_logit_mixed("use ~ urban", mlm.load_dataset("contraception"), "district")
     >>> m.nobs, m.ngroups, m.converged
@@ -391,7 +389,6 @@ class LogitMixedResults:
 
         Examples
         --------
-        >>> import warnings; warnings.simplefilter("ignore")
         >>> import mlmhelpers as mlm
         >>> m = mlm.fit_logit_mixed("use ~ 1", mlm.load_dataset("contraception"), "district")
         >>> m.conf_int().round(3)
@@ -429,7 +426,6 @@ class LogitMixedResults:
 
         Examples
         --------
-        >>> import warnings; warnings.simplefilter("ignore")
         >>> import pandas as pd, mlmhelpers as mlm
         >>> m = mlm.fit_logit_mixed("use ~ urban", mlm.load_dataset("contraception"), "district")
         >>> new = pd.DataFrame({"urban": ["N", "Y"]})
@@ -520,7 +516,6 @@ class LogitMixedResults:
 
         Examples
         --------
-        >>> import warnings; warnings.simplefilter("ignore")
         >>> import mlmhelpers as mlm
         >>> m = mlm.fit_logit_mixed("use ~ urban", mlm.load_dataset("contraception"), "district")
         >>> round(m.vpc(), 3), round(m.vpc("linearisation", at={"urban": "Y"}), 3)
@@ -626,7 +621,6 @@ class LogitMixedResults:
 
         Examples
         --------
-        >>> import warnings; warnings.simplefilter("ignore")
         >>> import mlmhelpers as mlm
         >>> m = mlm.fit_logit_mixed("use ~ urban", mlm.load_dataset("contraception"), "district")
         >>> print(m.summary().splitlines()[0])
@@ -715,7 +709,6 @@ def odds_ratios(result, alpha=0.05):
 
     Examples
     --------
-    >>> import warnings; warnings.simplefilter("ignore")
     >>> import mlmhelpers as mlm
     >>> m = mlm.fit_logit_mixed("use ~ urban", mlm.load_dataset("contraception"), "district")
     >>> mlm.odds_ratios(m).round(2)
@@ -756,7 +749,6 @@ def plot_coefficients(result, odds=False, ax=None, intercept=False):
 
     Examples
     --------
-    >>> import warnings; warnings.simplefilter("ignore")
     >>> import matplotlib; matplotlib.use("Agg")
     >>> import mlmhelpers as mlm
     >>> m = mlm.fit_logit_mixed("use ~ age + urban", mlm.load_dataset("contraception"), "district")
