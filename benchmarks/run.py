@@ -53,7 +53,15 @@ def main(argv=None):
             module = load(path)
             if not hasattr(module, "main"):
                 raise AttributeError(f"{path.name} defines no main()")
-            module.main()
+            saved_argv = sys.argv
+            sys.argv = [str(path)]  # each benchmark sees no command-line options
+            try:
+                rc = module.main()
+            finally:
+                sys.argv = saved_argv
+            if rc not in (None, 0):
+                failed += 1
+                print(f"{path.name}: main() returned {rc!r}")
         except Exception:  # noqa: BLE001 - report and go on with the others
             failed += 1
             traceback.print_exc()
