@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import math
 import numbers
+import re
 import warnings
 
 import numpy as np
@@ -132,7 +133,7 @@ def fit_logit_mixed(formula, data, groups, nagq=1):
     ``u_j ~ N(0, sigma2_u)``, the model R fits with
     ``glmer(y ~ x + (1 | group), family = binomial, nAGQ = nagq)``.  The
     results agree with glmer's (estimates, standard errors, variance and
-    log-likelihood to about 1e-5).
+    log-likelihood) to about 1e-4 or better.
 
     Parameters
     ----------
@@ -605,7 +606,8 @@ class LogitMixedResults:
             corr = self.cov_params_fe.to_numpy()
             sd = np.sqrt(np.diag(corr))
             corr = corr / np.outer(sd, sd)
-            short = ["(Intr)" if n == "Intercept" else n[:6] for n in self.exog_names]
+            short = ["(Intr)" if n == "Intercept" else re.sub(r"\[T\.(.*)\]$", r"\1", n)[:6]
+                     for n in self.exog_names]
             lines += ["", "Correlation of Fixed Effects:"]
             width = max(len(n) for n in self.exog_names)
             lines.append(" " * (width + 1) + " ".join(f"{s:>6}" for s in short[:-1]))
