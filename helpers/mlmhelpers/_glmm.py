@@ -28,9 +28,10 @@ than 1e-7 (relative), and takes the curvature ``D_j`` from the weights of the
 *previous* PIRLS iterate.  The resulting deviance differs from an exactly
 converged Laplace approximation by about 1e-3, enough to move glmer's standard
 errors by 0.1-0.2%.  To agree with glmer we therefore (1) reproduce its first
-stage to get ``lp0``, (2) find the optimum of the exactly converged deviance
-(smooth, easy to optimise), and (3) polish that optimum with Newton steps on
-glmer's own version of the deviance, whose finite-difference Hessian over
+stage to get ``lp0``, (2) find the optimum of the exactly converged Laplace
+deviance (smooth, with an analytic gradient: quick to optimise by BFGS), and
+(3) polish that optimum with Newton steps on glmer's own version of the
+deviance with ``nagq`` nodes, whose finite-difference Hessian over
 ``(theta, beta)`` (lme4's ``deriv12`` rule, step 1e-4) gives the standard
 errors: ``vcov(beta) = 2 * [H^-1]_beta,beta``.
 """
