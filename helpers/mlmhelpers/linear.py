@@ -358,7 +358,7 @@ def _optimise_theta(cp: _Crossprods, reml=False):
             try:
                 if k == 0:
                     res = optimize.minimize(fun, s, method="Powell", bounds=bounds,
-                                            options=dict(xtol=1e-8, ftol=1e-13, maxfev=20000))
+                                            options=dict(xtol=1e-6, ftol=1e-12, maxfev=20000))
                     consider(res.x)
                     s = res.x
                 res = optimize.minimize(fun, s, method="L-BFGS-B", bounds=bounds,
@@ -373,7 +373,8 @@ def _optimise_theta(cp: _Crossprods, reml=False):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         res = optimize.minimize(fun, best_x, method="Nelder-Mead",
-                                options=dict(xatol=1e-9, fatol=1e-11, maxiter=600 * cp.q))
+                                options=dict(xatol=1e-7, fatol=1e-10 * max(1.0, abs(best_f)),
+                                             maxiter=300 * cp.q))
     consider(res.x)
     # Snap variances that are practically zero to exactly zero (as lme4's
     # bounded optimiser lands on the bound), if that does not worsen the fit.
