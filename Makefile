@@ -24,6 +24,10 @@ $(STAMP): requirements.txt pyproject.toml
 lab: $(STAMP)
 	$(PY) -m mlmhelpers.lab --port $(PORT)
 
+# One BLAS thread per process: two pytest workers (and their notebook kernels)
+# share two cores, and competing BLAS threads slow the fits several-fold.
+test: export OPENBLAS_NUM_THREADS = 1
+test: export OMP_NUM_THREADS = 1
 test: $(STAMP)
 	$(PY) -m pytest $(PYTEST_ARGS) tests course solutions \
 		--nbval-lax --nbval-sanitize-with tests/nbval_sanitize.cfg $(ARGS)
