@@ -1,0 +1,407 @@
+"""A student's first hour in JupyterLab, end to end, in a real browser.
+
+Playwright for Python drives Debian's Chromium (``/usr/bin/chromium``; ``.ci/run``
+installs it with apt-get, Playwright cannot download a browser of its own here)
+headless, with background networking off.  The test
+
+1. starts JupyterLab the way ``make lab`` does (``mlmhelpers.lab.build_command``:
+   ``--allow-root`` as root, landing page as default URL) on a free localhost
+   port with a token, serving a temporary copy of the course (so no checkpoints,
+   gradebook or exchange files are left in the repository);
+2. opens the landing page and follows its link to practical 1, and opens
+   nbgrader's assignment list (no exchange error);
+3. runs all cells and sees ``NotImplementedError`` in the first answer cell;
+4. presses *Validate* (that answer's test is among the failures), types the
+   model answer (taken from ``solutions/``) into the cell, runs it and its test,
+   presses *Validate* again and reads that the test no longer fails while the
+   unanswered questions still do;
+5. opens lecture 3 from the landing page, runs it, moves the between-school
+   variance slider of the VPC explorer and sees the VPC text and the plot change;
+6. saves a screenshot of every step in ``test-artifacts/browser/`` (printed),
+   and shuts the server down.
+
+Skip it locally with ``pytest --skip-browser`` (``make test ARGS=--skip-browser``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import secrets
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import nbformat
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+# The course that is copied and served (the repository; another checkout for debugging).
+SOURCE = Path(os.environ.get("MLM_BROWSER_TEST_SOURCE", REPO))
+CHROMIUM = "/usr/bin/chromium"
+ARTIFACTS = REPO / "test-artifacts" / "browser"
+PRACTICAL = "practicals/practical1/practical1.ipynb"
+SOLUTION = "solutions/practical1/practical1.ipynb"
+LECTURE = "course/03-variance-components.ipynb"
+# What the student sees of the course: copied into a temporary folder.
+COURSE_ITEMS = ["index.ipynb", "nbgrader_config.py", "course", "practicals", "solutions", "data"]
+CHROMIUM_ARGS = [
+    "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-quic",
+    "--no-first-run", "--no-default-browser-check", "--disable-background-networking",
+    "--disable-component-update", "--disable-sync", "--disable-extensions",
+    "--disable-default-apps", "--metrics-recording-only", "--mute-audio",
+]
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+
+# --------------------------------------------------------------------------- set-up
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _copy_course(dest: Path) -> Path:
+    ignore = shutil.ignore_patterns(".ipynb_checkpoints", "__pycache__", "gradebook.db")
+    dest.mkdir(parents=True)
+    for name in COURSE_ITEMS:
+        src = SOURCE / name
+        if src.is_dir():
+            shutil.copytree(src, dest / name, ignore=ignore)
+        elif src.exists():
+            shutil.copy2(src, dest / name)
+    return dest
+
+
+def _first_answer(student_nb: Path, solution_nb: Path) -> dict:
+    """The first autograded answer cell of the practical, its test cell and the model answer."""
+    student = nbformat.read(student_nb, as_version=4)
+    solution = nbformat.read(solution_nb, as_version=4)
+    cells = student.cells
+    for i, cell in enumerate(cells):
+        meta = cell.metadata.get("nbgrader", {})
+        if cell.cell_type == "code" and meta.get("solution") and not meta.get("grade"):
+            break
+    else:
+        raise AssertionError(f"{student_nb} has no autograded answer cell")
+    grade_id = meta["grade_id"]
+    test = next(c for c in cells[i + 1:] if c.metadata.get("nbgrader", {}).get("grade")
+                and c.cell_type == "code")
+    source = next(c.source for c in solution.cells
+                  if c.metadata.get("nbgrader", {}).get("grade_id") == grade_id)
+    answer = "\n".join(line for line in source.splitlines()
+                       if line.strip() not in ("### BEGIN SOLUTION", "### END SOLUTION"))
+    # The index among the notebook's cells is the index among the rendered cells.
+    return {"index": i, "grade_id": grade_id, "test_source": test.source.strip(),
+            "test_index": cells.index(test), "answer": answer.strip()}
+
+
+@pytest.fixture(scope="module")
+def artifacts():
+    if ARTIFACTS.exists():
+        shutil.rmtree(ARTIFACTS)
+    ARTIFACTS.mkdir(parents=True)
+    print(f"\nbrowser test screenshots: {ARTIFACTS}")
+    return ARTIFACTS
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory):
+    """JupyterLab started like `make lab`, on a copy of the course; stopped afterwards."""
+    from mlmhelpers.lab import build_command, lab_url
+
+    for rel in (PRACTICAL, SOLUTION, LECTURE, "index.ipynb"):
+        if not (SOURCE / rel).exists():
+            pytest.fail(f"{rel} is missing: the browser test needs it")
+    base = tmp_path_factory.mktemp("lab")
+    course = _copy_course(base / "course-copy")
+    home = base / "home"
+    # No "would you like news?" toast over the notebook.
+    settings = home / ".jupyter" / "lab" / "user-settings" / "@jupyterlab" / "apputils-extension"
+    settings.mkdir(parents=True)
+    (settings / "notification.jupyterlab-settings").write_text(
+        json.dumps({"fetchNews": "false", "checkForUpdates": False}))
+    env = dict(os.environ)
+    env.update(
+        HOME=str(home),  # settings, workspaces, IPython and matplotlib caches
+        JUPYTER_CONFIG_DIR=str(home / ".jupyter"),
+        JUPYTER_RUNTIME_DIR=str(base / "runtime"),
+        MLM_DATA_DIR=str(course / "data"),
+        MPLBACKEND="module://matplotlib_inline.backend_inline",
+    )
+    env.pop("JUPYTER_TOKEN", None)
+    port = _free_port()
+    token = secrets.token_hex(16)
+    cmd = build_command(port, token=token, root_dir=course)
+    if hasattr(os, "geteuid") and os.geteuid() == 0:
+        assert "--allow-root" in cmd
+    log_path = base / "jupyterlab.log"
+    log = open(log_path, "w")
+    proc = subprocess.Popen(cmd, cwd=course, env=env, stdout=log, stderr=subprocess.STDOUT)
+    status = f"http://127.0.0.1:{port}/api/status?token={token}"
+    deadline = time.monotonic() + 90
+    while True:
+        try:
+            with urllib.request.urlopen(status, timeout=2) as resp:
+                json.load(resp)
+            break
+        except OSError:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                proc.kill()
+                log.close()
+                pytest.fail("JupyterLab did not start:\n" + log_path.read_text()[-3000:])
+            time.sleep(0.5)
+    try:
+        yield {"port": port, "token": token, "course": course, "log": log_path,
+               "url": lab_url(port, token), "cmd": cmd}
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        log.close()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    sync_api = pytest.importorskip("playwright.sync_api")
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"{CHROMIUM} not found: install Debian's chromium (apt-get install chromium)")
+    with sync_api.sync_playwright() as pw:
+        chromium = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        try:
+            yield chromium
+        finally:
+            chromium.close()
+
+
+# --------------------------------------------------------------------------- page helpers
+
+
+class Student:
+    """A person in front of JupyterLab: clicks, types, looks, takes screenshots."""
+
+    def __init__(self, page, folder: Path):
+        self.page = page
+        self.folder = folder
+        self.shots: list[Path] = []
+
+    def shot(self, name: str, locator=None):
+        path = self.folder / f"{len(self.shots) + 1:02d}-{name}.png"
+        if locator is not None:
+            locator.scroll_into_view_if_needed()
+        self.page.screenshot(path=str(path))
+        self.shots.append(path)
+        return path
+
+    @property
+    def notebook(self):
+        """The notebook panel in front."""
+        return self.page.locator(".jp-NotebookPanel:visible").first
+
+    def cells(self):
+        return self.notebook.locator(".jp-Notebook .jp-Cell")
+
+    def wait_notebook_open(self, filename: str, timeout: float = 60_000):
+        self.page.locator(".lm-DockPanel-tabBar .lm-TabBar-tab.lm-mod-current",
+                          has_text=filename).wait_for(timeout=timeout)
+        self.notebook.locator(".jp-Notebook .jp-Cell").first.wait_for(timeout=timeout)
+        self.wait_kernel_idle(timeout)
+
+    def wait_kernel_idle(self, timeout: float = 120_000):
+        """Kernel connected and idle, and no cell waiting or running (``[*]``)."""
+        self.page.wait_for_function(
+            """() => {
+                const panel = [...document.querySelectorAll('.jp-NotebookPanel')]
+                    .find(p => p.offsetParent !== null);
+                if (!panel) return false;
+                const ind = panel.querySelector('.jp-Notebook-ExecutionIndicator');
+                if (!ind || ind.getAttribute('data-status') !== 'idle') return false;
+                return ![...panel.querySelectorAll('.jp-InputArea-prompt')]
+                    .some(p => p.textContent.includes('*'));
+            }""",
+            timeout=timeout,
+        )
+
+    def menu(self, top: str, item: str):
+        self.page.locator(".lm-MenuBar-itemLabel", has_text=re.compile(f"^{top}$")).click()
+        self.page.locator(".lm-Menu-content .lm-Menu-itemLabel",
+                          has_text=re.compile(f"^{re.escape(item)}$")).first.click()
+
+    def run_all(self, timeout: float = 120_000):
+        self.notebook.click(position={"x": 5, "y": 5})
+        self.menu("Run", "Run All Cells")
+        time.sleep(1)
+        self.wait_kernel_idle(timeout)
+
+    def outputs_text(self, cell) -> str:
+        # text_content, not inner_text: cells out of view are not laid out
+        # (content-visibility), so their inner_text is empty.
+        return cell.locator(".jp-OutputArea").text_content()
+
+    def validate(self, timeout: float = 180_000) -> dict:
+        """Press Validate, read nbgrader's verdict, close the dialog."""
+        self.notebook.locator(".validate-button").click()
+        message = self.page.locator("#validation-message")
+        message.wait_for(timeout=timeout)
+        verdict = self.page.evaluate(
+            """() => {
+                const m = document.querySelector('#validation-message');
+                const pres = [...m.querySelectorAll('.jp-RenderedText pre')];
+                const failed = [];
+                for (let i = 0; i + 1 < pres.length; i += 2)
+                    failed.push({source: pres[i].innerText.trim(), error: pres[i + 1].innerText});
+                return {classes: [...m.classList], text: m.innerText, failed: failed};
+            }"""
+        )
+        return verdict
+
+    def close_dialog(self):
+        self.page.locator(".jp-Dialog .jp-mod-accept").click()
+        self.page.locator(".jp-Dialog").wait_for(state="detached")
+
+
+# --------------------------------------------------------------------------- the test
+
+
+def test_student_first_hour(lab, browser, artifacts):
+    answer = _first_answer(lab["course"] / PRACTICAL, lab["course"] / SOLUTION)
+    context = browser.new_context(viewport={"width": 1400, "height": 950})
+    page = context.new_page()
+    page.set_default_timeout(60_000)
+    me = Student(page, artifacts)
+    console_errors: list[str] = []
+    page.on("pageerror", lambda exc: console_errors.append(str(exc)))
+    try:
+        _run_steps(me, lab, answer)
+    except Exception:
+        me.shot("failure")
+        print(f"screenshots so far in {artifacts}; server log: {lab['log']}")
+        print(lab["log"].read_text()[-4000:])
+        raise
+    finally:
+        context.close()
+    print(f"\nbrowser test screenshots ({len(me.shots)}) in {artifacts}:")
+    for shot in me.shots:
+        print("   ", shot.name)
+
+
+def _run_steps(me: Student, lab: dict, answer: dict):
+    page = me.page
+
+    # 1-2. The landing page, and its link to practical 1.
+    page.goto(lab["url"])
+    me.wait_notebook_open("index.ipynb")
+    landing = me.notebook.locator(".jp-RenderedMarkdown")
+    landing.first.wait_for()
+    links = me.notebook.locator('.jp-RenderedMarkdown a[href*=".ipynb"]')
+    links.first.wait_for()
+    assert links.count() >= 11, "the landing page should link to 7 lectures and 4 practicals"
+    me.shot("landing-page")
+    me.notebook.locator(".jp-RenderedMarkdown a", has_text="Practical 1").first.click()
+    me.wait_notebook_open("practical1.ipynb")
+    me.shot("practical1-opened")
+
+    # nbgrader's assignment list opens without an exchange error.
+    me.menu("Nbgrader", "Assignment List")
+    assignments = page.locator(".lm-DockPanel-widget:visible", has_text="Released assignments")
+    assignments.first.wait_for()
+    page.wait_for_function(
+        """() => [...document.querySelectorAll('[id$="_assignments_list_loading"]')]
+                   .every(e => e.offsetParent === null)""", timeout=30_000)
+    listing = assignments.first.inner_text()
+    me.shot("assignment-list")
+    assert not re.search(r"error|permission|not writable|traceback", listing, re.I), listing
+    page.locator(".lm-DockPanel-tabBar .lm-TabBar-tab", has_text="practical1.ipynb").click()
+    me.wait_notebook_open("practical1.ipynb")
+
+    # 3. Run all: the first answer cell stops with NotImplementedError.
+    me.run_all()
+    cell = me.cells().nth(answer["index"])
+    cell.scroll_into_view_if_needed()
+    assert "NotImplementedError" in cell.locator(".jp-InputArea").text_content(), (
+        "cell %d is not the first answer cell: %s" % (answer["index"], cell.text_content()[:500]))
+    cell.locator(".jp-OutputArea-output", has_text="NotImplementedError").first.wait_for(timeout=30_000)
+    me.shot("practical1-not-implemented", cell)
+
+    # 4a. Validate before answering: this answer's test is among the failures.
+    before = me.validate()
+    me.shot("validate-before-answer")
+    me.close_dialog()
+    assert "validation-failed" in before["classes"], before["text"][:2000]
+    failed_before = [f["source"] for f in before["failed"]]
+    assert answer["test_source"] in failed_before, (
+        f"before answering, the test of {answer['grade_id']} should fail; failures: {failed_before}")
+
+    # 4b. Type the model answer, run it and its test cell.
+    editor = cell.locator(".cm-content")
+    editor.click()
+    page.keyboard.press("Control+A")
+    page.keyboard.insert_text(answer["answer"])
+    page.keyboard.press("Shift+Enter")  # runs the answer, selects the test cell
+    me.wait_kernel_idle()
+    page.keyboard.press("Shift+Enter")  # runs the test cell
+    me.wait_kernel_idle()
+    typed = cell.locator(".cm-content").text_content()
+    assert "NotImplementedError" not in typed and answer["answer"].splitlines()[0].strip() in typed
+    out = me.outputs_text(cell)
+    assert "Error" not in out, out
+    test_cell = me.cells().nth(answer["test_index"])
+    assert "Error" not in me.outputs_text(test_cell), me.outputs_text(test_cell)
+    me.shot("practical1-answered", test_cell)
+
+    # 4c. Validate again: nbgrader's verdict for that cell is now a pass.
+    after = me.validate()
+    me.shot("validate-after-answer")
+    me.close_dialog()
+    failed_after = [f["source"] for f in after["failed"]]
+    assert answer["test_source"] not in failed_after, (
+        f"the test of {answer['grade_id']} still fails after the model answer: {after['text'][:2000]}")
+    # The other questions are unanswered, so Validate must still report them.
+    assert "validation-failed" in after["classes"] and failed_after, after["text"][:2000]
+    assert set(failed_after) < set(failed_before), (failed_before, failed_after)
+    me.notebook.locator(".jp-Toolbar").first.wait_for()
+
+    # 5. Lecture 3 from the landing page: run it, move a slider, see the output change.
+    page.locator(".lm-DockPanel-tabBar .lm-TabBar-tab", has_text="index.ipynb").click()
+    me.wait_notebook_open("index.ipynb")
+    me.notebook.locator(".jp-RenderedMarkdown a", has_text="Part 3").first.click()
+    me.wait_notebook_open(Path(LECTURE).name)
+    me.run_all()
+    explorer = me.notebook.locator(".mlm-variance-explorer").first
+    explorer.wait_for(timeout=60_000)
+    explorer.scroll_into_view_if_needed()
+    vpc = explorer.locator(".widget-html-content").first
+    page.wait_for_function("e => e.innerText.includes('VPC =')", arg=vpc.element_handle())
+    image = explorer.locator("img").first
+    page.wait_for_function("e => e.complete && e.naturalWidth > 0", arg=image.element_handle())
+    vpc_before, src_before = vpc.inner_text(), image.get_attribute("src")
+    me.shot("lecture3-explorer-before", explorer)
+
+    slider = explorer.locator(".widget-slider", has_text="between-school variance").first
+    handle = slider.locator(".noUi-handle").first
+    box = handle.bounding_box()
+    track = slider.locator(".noUi-target").first.bounding_box()
+    page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+    page.mouse.down()
+    page.mouse.move(track["x"] + 0.6 * track["width"], box["y"] + box["height"] / 2, steps=10)
+    page.mouse.up()
+    page.wait_for_function("([e, old]) => e.innerText !== old", arg=[vpc.element_handle(), vpc_before],
+                           timeout=30_000)
+    page.wait_for_function("([e, old]) => e.src !== old", arg=[image.element_handle(), src_before],
+                           timeout=30_000)
+    vpc_after = vpc.inner_text()
+    me.shot("lecture3-explorer-after", explorer)
+    number = re.compile(r"VPC = ([0-9.]+)")
+    assert float(number.search(vpc_after).group(1)) > float(number.search(vpc_before).group(1)), (
+        vpc_before, vpc_after)
