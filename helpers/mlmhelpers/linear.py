@@ -380,12 +380,14 @@ def _optimise_theta(cp: _Crossprods, reml=False):
     # bounded optimiser lands on the bound), if that does not worsen the fit.
     rows, cols = cp.tril
     for i in range(len(best_x)):
-        if rows[i] == cols[i] and 0 < best_x[i] < _SINGULAR_TOL:
+        if rows[i] == cols[i] and best_x[i] < _SINGULAR_TOL:
             trial = best_x.copy()
             trial[i] = 0.0
-            for k in range(len(trial)):  # a zero SD also zeroes its covariances
-                if rows[k] == rows[i] and cols[k] < cols[i]:
+            for k in range(len(trial)):  # with it, negligible entries of its row
+                if rows[k] == rows[i] and cols[k] < cols[i] and abs(trial[k]) < _SINGULAR_TOL:
                     trial[k] = 0.0
+            if np.array_equal(trial, best_x):
+                continue
             f = fun(trial)
             if np.isfinite(f) and f <= best_f + 1e-8:
                 best_x, best_f = trial, f
