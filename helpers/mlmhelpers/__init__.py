@@ -6,7 +6,7 @@ students can hold beside R output.
 """
 
 from .data import data_dir, dataset_names, load_dataset
-from .linear import fit_mixedlm
+from .linear import ColumnNotFoundError, SingularFitWarning, fit_mixedlm
 from .tables import (
     LRTestResult,
     compare_models,
@@ -30,6 +30,8 @@ __all__ = [
     "dataset_names",
     "data_dir",
     "fit_mixedlm",
+    "SingularFitWarning",
+    "ColumnNotFoundError",
     "fixed_effects",
     "random_effects",
     "summary",
