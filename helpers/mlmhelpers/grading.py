@@ -118,6 +118,11 @@ def _config(course_dir: Path, timeout: float | None = None):
         override.Execute.extra_arguments = ["--HistoryManager.hist_file=:memory:",
                                             "--IPKernelApp.log_level=ERROR"]
     cfg.merge(override)
+    from nbgrader.converters import Autograde
+    from nbgrader.preprocessors import Execute
+
+    steps = cfg.Autograde.get("autograde_preprocessors", Autograde.autograde_preprocessors.default())
+    cfg.Autograde.autograde_preprocessors = [_execute_class() if p is Execute else p for p in steps]
     return cfg
 
 
@@ -181,6 +186,35 @@ def _clear_hidden_tests_class():
 
     _HIDDEN_CLASS = ClearHiddenTestsAndTracebacks
     return _HIDDEN_CLASS
+
+
+_EXECUTE_CLASS = None
+_FAILED_CELL = "mlmhelpers: execution stopped in cell"
+
+
+def _execute_class():
+    """nbgrader's Execute preprocessor, logging the cell where execution stopped.
+
+    When a kernel dies, or a cell ignores the interrupt at the timeout, nbgrader
+    only logs the exception; this subclass also logs which cell it was, so the
+    tutor's report can name it.
+    """
+    global _EXECUTE_CLASS
+    if _EXECUTE_CLASS is not None:
+        return _EXECUTE_CLASS
+    from nbgrader.preprocessors import Execute
+
+    class ExecuteNamingFailedCell(Execute):
+        def preprocess_cell(self, cell, resources, cell_index):
+            try:
+                return super().preprocess_cell(cell, resources, cell_index)
+            except Exception:
+                name = cell.get("metadata", {}).get("nbgrader", {}).get("grade_id")
+                self.log.error("%s %s", _FAILED_CELL, name or f"number {cell_index + 1}")
+                raise
+
+    _EXECUTE_CLASS = ExecuteNamingFailedCell
+    return _EXECUTE_CLASS
 
 
 def _hidden_lines(source: str, begin: str = "BEGIN HIDDEN TESTS", end: str = "END HIDDEN TESTS") -> list[str]:
@@ -363,22 +397,28 @@ def _ensure_in_gradebook(coursedir, cfg, assignment: str) -> str | None:
 def _first_error(result: dict) -> str:
     text = result.get("log", "") + "\n" + result.get("error", "")
     for line in text.splitlines():
-        if line.startswith("[ERROR]") and "There was an error" not in line:
+        if line.startswith("[ERROR]") and "There was an error" not in line and _FAILED_CELL not in line:
             return line[len("[ERROR]"):].strip()
     lines = [line for line in text.splitlines() if line.strip()]
     return lines[-1].strip() if lines else "unknown error"
 
 
+def _failed_cell(result: dict) -> str | None:
+    """The cell in which execution stopped, as logged by our Execute subclass."""
+    found = re.search(re.escape(_FAILED_CELL) + r" (.+)", result.get("log", ""))
+    return f"cell {found.group(1).strip()}" if found else None
+
+
 def _failure_reason(result: dict, timeout) -> str:
     """Why nbgrader could not autograde a submission, from its log."""
     text = result.get("log", "") + "\n" + result.get("error", "")
+    cell = _failed_cell(result) or "a cell"
     if "DeadKernelError" in text or "Kernel died" in text:
-        return "the kernel died while running the notebook (e.g. os.kill, os._exit or memory)"
+        return f"the kernel died while running {cell}"
     if "Timeout waiting for IOPub output" in text:
-        return (f"a cell outran the {timeout} s timeout and ignored the interrupt "
-                "(it catches KeyboardInterrupt)")
+        return f"{cell} outran the {timeout:g} s timeout and ignored the interrupt (it catches KeyboardInterrupt)"
     if "CellTimeoutError" in text or "Timeout waiting for execute reply" in text:
-        return f"a cell outran the {timeout} s timeout"
+        return f"{cell} outran the {timeout:g} s timeout"
     return "nbgrader failed: " + _first_error(result)
 
 
@@ -463,7 +503,7 @@ def grade_course(
     max_time: float | None = None,
     feedback: bool = True,
     csv_path: str | os.PathLike | None = None,
-    echo=print,
+    echo=None,
 ) -> list[SubmissionResult]:
     """Autograde every submission of a course and write feedback and grades.csv.
 
@@ -486,8 +526,8 @@ def grade_course(
         Write HTML feedback (hidden tests removed) to ``feedback/``.
     csv_path : path, optional
         Where to write the grades (default ``<course_dir>/grades.csv``).
-    echo : callable
-        Called with each report line (``print`` by default).
+    echo : callable, optional
+        Called with each report line (default: print it at once).
 
     Returns
     -------
@@ -507,6 +547,7 @@ def grade_course(
     warnings.filterwarnings("ignore", module="nbgrader")
     warnings.filterwarnings("ignore", message=".*not in session.*")
     _venv_on_path()
+    echo = echo or (lambda line: print(line, flush=True))
     course_dir = Path(course_dir).resolve()
     cfg = _config(course_dir, timeout)
     coursedir = _coursedir(cfg)
@@ -522,6 +563,9 @@ def grade_course(
         if error:
             setup_errors[assignment] = error
 
+    if pairs:
+        echo(f"Grading {len(pairs)} submission(s) of {', '.join(sorted({a for _, a in pairs}))} "
+             f"in {course_dir} (cells time out after {float(cell_timeout):g} s)")
     width_s = max([10] + [len(s) for s, _ in pairs])
     width_a = max([12] + [len(a) for _, a in pairs])
     results = []
@@ -531,7 +575,13 @@ def grade_course(
         results.append(result)
         echo(result.line(width_s, width_a))
 
-    _write_csv(results, Path(csv_path) if csv_path else course_dir / "grades.csv")
+    csv_file = Path(csv_path) if csv_path else course_dir / "grades.csv"
+    _write_csv(results, csv_file)
+    if results:
+        counts = {status: sum(r.status == status for r in results) for status in (GRADED, NEEDS_MANUAL, FAILED)}
+        echo(f"{counts[GRADED]} graded, {counts[NEEDS_MANUAL]} need manual grading, "
+             f"{counts[FAILED]} could not be graded. Grades: {csv_file}"
+             + (f"; feedback: {course_dir / coursedir.feedback_directory}" if feedback else ""))
     return results
 
 
@@ -553,7 +603,9 @@ def _grade_one(coursedir, cfg, Gradebook, student, assignment, setup_error,
     if out["killed"]:
         shutil.rmtree(Path(coursedir.format_path(coursedir.autograded_directory, student, assignment)),
                       ignore_errors=True)
-        result.reasons.append(f"timeout: autograding took longer than {max_time:g} s and was stopped")
+        where = _failed_cell(out["autograde"])
+        result.reasons.append(f"timeout: autograding took longer than {max_time:g} s and was stopped"
+                              + (f" in {where}" if where else ""))
         return result
     if not out["autograde"]["success"]:
         result.reasons.append(_failure_reason(out["autograde"], cell_timeout))
@@ -569,7 +621,7 @@ def _grade_one(coursedir, cfg, Gradebook, student, assignment, setup_error,
     result.status = NEEDS_MANUAL if manual else GRADED
     result.reasons.extend(manual)
     if timed_out:
-        result.reasons.append(f"interrupted after {cell_timeout} s: {', '.join(timed_out)}")
+        result.reasons.append(f"interrupted after {cell_timeout:g} s: {', '.join(timed_out)}")
 
     if "feedback" in out:
         result.feedback_seconds = out["feedback"]["seconds"]
