@@ -70,6 +70,8 @@ class Source:
         self.auto_points = sum(float(_nbg(c)["points"]) for c in grade_cells if c.cell_type == "code")
         self.max_points = sum(float(_nbg(c)["points"]) for c in grade_cells)
         self.manual = [_nbg(c)["grade_id"] for c in grade_cells if c.cell_type == "markdown"]
+        self.manual_points = {_nbg(c)["grade_id"]: float(_nbg(c)["points"])
+                              for c in grade_cells if c.cell_type == "markdown"}
         # The test cells that directly follow each code answer cell.
         self.tests_of: dict[str, list[tuple[str, float]]] = {}
         current = None
@@ -306,6 +308,25 @@ def test_feedback_has_no_hidden_tests(graded, src):
     # Failed hidden tests show in the feedback, but not their code.
     assert "Error" in _feedback_text(course, "carol")
     assert not (course / "feedback" / "frank").exists()
+
+
+def test_manual_scores_survive_a_rerun(graded, src):
+    """After the tutor grades the written answers, a rerun reports 'graded'."""
+    from nbgrader.api import Gradebook
+
+    from mlmhelpers import grading
+
+    course, _, _ = graded
+    coursedir = grading._coursedir(grading._config(course))
+    with Gradebook(coursedir.db_url, coursedir.course_id) as gb:
+        for name, points in src.manual_points.items():
+            gb.find_grade(name, ASSIGNMENT, ASSIGNMENT, "alice").manual_score = points
+        gb.db.commit()
+    proc = _run(course, "--student", "alice", "--no-feedback", "--csv", str(course / "rerun.csv"))
+    line = _lines(proc.stdout)["alice"]
+    assert line.split()[2] == "graded", line
+    assert _score(line) == (src.max_points, src.max_points)
+    assert proc.returncode == 0
 
 
 def test_wall_clock_guard_stops_a_hanging_submission(tmp_path, src):

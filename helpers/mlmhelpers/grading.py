@@ -18,16 +18,31 @@ Put each student's notebooks in ``submitted/<student>/<assignment>/`` (what
    neither stop nor hang the others;
 3. writes feedback to ``feedback/<student>/<assignment>/`` with the hidden
    tests removed (also from the tracebacks of failed hidden tests);
-4. writes ``grades.csv`` and prints one line per student and assignment::
+4. writes ``grades.csv`` (assignment, student_id, status, score, max_score,
+   reasons) and prints one line per student and assignment, for example::
 
-       alice    practical1   graded                 10.0 / 10.0
-       bob      practical1   needs manual grading    6.0 / 10.0  test cell q2_test deleted (nbgrader scores it 0)
-       carol    practical1   could not be graded        - / 10.0  the kernel died while running the notebook
+       alice  practical1  needs manual grading  10.0 / 14.0  3 manual answers to grade (q3_scatter, ...)
+       bob    practical1  graded                 0.0 / 14.0
+       dave   practical1  graded                 9.0 / 14.0  interrupted after 120 s: q1_corr
+       erin   practical1  needs manual grading   9.0 / 14.0  test cell q1_corr_test deleted (nbgrader scores it 0 of 1)
+       frank  practical1  could not be graded      - / 14.0  the kernel died while running cell q1_corr
 
-It exits with status 1 when some submission could not be graded (and names
-them), otherwise 0.  ``nbgrader autograde`` on the command line hides such
-failures in its log, which is why this module drives nbgrader from Python and
-inspects the gradebook and the autograded notebooks itself.
+The three statuses:
+
+* ``graded`` - every point is settled; the score is final.
+* ``needs manual grading`` - written answers wait for the tutor (grade them in
+  nbgrader's formgrader, then run the command again to refresh feedback and
+  grades.csv; manual scores are kept), or a test/answer cell or notebook is
+  missing from the submission, which nbgrader silently scores 0: look at it.
+* ``could not be graded`` - the kernel died, a cell ignored the interrupt at
+  the timeout, the whole submission outran ``--max-time``, or the notebook is
+  unreadable.  grades.csv leaves its score empty; the others are graded.
+
+The command exits with status 1 when some submission could not be graded (and
+names them on stderr), otherwise 0.  ``nbgrader autograde`` on the command
+line hides such failures in its log, which is why this module drives nbgrader
+from Python and inspects the gradebook and the autograded notebooks itself.
+Every run regrades all selected submissions.
 
 This module is not imported by ``mlmhelpers`` itself: it needs nbgrader, which
 students do not.
@@ -536,16 +551,26 @@ def grade_course(
 
     Examples
     --------
-    >>> results = grade_course("/path/to/course", assignments=["practical1"])  # doctest: +SKIP
-    alice      practical1   graded                10.0 / 10.0
+    >>> results = grade_course(".", assignments=["practical1"])  # doctest: +SKIP
+    Grading 2 submission(s) of practical1 in /home/tutor/mlm (cells time out after 120 s)
+    alice      practical1   needs manual grading  10.0 / 14.0   3 manual answers to grade (q3_scatter, ...)
+    bob        practical1   graded                 0.0 / 14.0
+    1 graded, 1 need manual grading, 0 could not be graded. Grades: ...
+    >>> [(r.student, r.status, r.score) for r in results]  # doctest: +SKIP
+    [('alice', 'needs manual grading', 10.0), ('bob', 'graded', 0.0)]
     """
     import warnings
 
+    with warnings.catch_warnings():
+        # nbgrader's own SQLAlchemy warnings say nothing to a tutor.
+        warnings.filterwarnings("ignore", message=".*not in session.*")
+        return _grade_course(Path(course_dir), assignments, students, timeout, max_time,
+                             feedback, csv_path, echo)
+
+
+def _grade_course(course_dir, assignments, students, timeout, max_time, feedback, csv_path, echo):
     from nbgrader.api import Gradebook
 
-    # nbgrader's own SQLAlchemy warnings say nothing to a tutor.
-    warnings.filterwarnings("ignore", module="nbgrader")
-    warnings.filterwarnings("ignore", message=".*not in session.*")
     _venv_on_path()
     echo = echo or (lambda line: print(line, flush=True))
     course_dir = Path(course_dir).resolve()
@@ -557,15 +582,15 @@ def grade_course(
     pairs = _find_submissions(coursedir, assignments, students)
     if not pairs:
         echo(f"No submissions found under {course_dir / coursedir.submitted_directory}/<student>/<assignment>/")
+        return []
     setup_errors = {}
     for assignment in sorted({a for _, a in pairs}):
         error = _ensure_in_gradebook(coursedir, cfg, assignment)
         if error:
             setup_errors[assignment] = error
 
-    if pairs:
-        echo(f"Grading {len(pairs)} submission(s) of {', '.join(sorted({a for _, a in pairs}))} "
-             f"in {course_dir} (cells time out after {float(cell_timeout):g} s)")
+    echo(f"Grading {len(pairs)} submission(s) of {', '.join(sorted({a for _, a in pairs}))} "
+         f"in {course_dir} (cells time out after {float(cell_timeout):g} s)")
     width_s = max([10] + [len(s) for s, _ in pairs])
     width_a = max([12] + [len(a) for _, a in pairs])
     results = []
@@ -577,11 +602,10 @@ def grade_course(
 
     csv_file = Path(csv_path) if csv_path else course_dir / "grades.csv"
     _write_csv(results, csv_file)
-    if results:
-        counts = {status: sum(r.status == status for r in results) for status in (GRADED, NEEDS_MANUAL, FAILED)}
-        echo(f"{counts[GRADED]} graded, {counts[NEEDS_MANUAL]} need manual grading, "
-             f"{counts[FAILED]} could not be graded. Grades: {csv_file}"
-             + (f"; feedback: {course_dir / coursedir.feedback_directory}" if feedback else ""))
+    counts = {status: sum(r.status == status for r in results) for status in (GRADED, NEEDS_MANUAL, FAILED)}
+    echo(f"{counts[GRADED]} graded, {counts[NEEDS_MANUAL]} need manual grading, "
+         f"{counts[FAILED]} could not be graded. Grades: {csv_file}"
+         + (f"; feedback: {course_dir / coursedir.feedback_directory}" if feedback else ""))
     return results
 
 
