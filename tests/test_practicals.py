@@ -144,6 +144,11 @@ def test_source_structure(name):
     manual = [c for c in nb.cells if _nbgrader(c).get("grade") and _nbgrader(c).get("solution")]
     assert 9 <= auto_points <= 11, f"{name}: {auto_points} autograded points (about 10 wanted)"
     assert manual and all(c.cell_type == "markdown" for c in manual)
+    manual_points = sum(_nbgrader(c)["points"] for c in manual)
+    stated = re.search(r"About (\d+) points are marked automatically and (\d+) by your tutor",
+                       nb.cells[0].source)
+    assert stated and (int(stated[1]), int(stated[2])) == (auto_points, manual_points), (
+        f"{name}: the introduction must state {auto_points} automatic and {manual_points} manual points")
     assert all("Marking rubric" in c.source for c in manual), "every manual answer has a rubric"
     constants = {f"{const:g}" for _, _, const, _ in _hidden_checks(name)}
     for cell in tests:
