@@ -346,3 +346,28 @@ def test_no_submissions_is_not_an_error(tmp_path):
     proc = _run(course)
     assert proc.returncode == 0
     assert "No submissions found" in proc.stdout
+
+
+def test_feedback_fallback_clears_hidden_tests_and_their_tracebacks():
+    """Without a hidden-test filter in the course config, the workflow adds its own."""
+    from nbformat.v4 import new_code_cell, new_output
+    from traitlets.config import Config
+
+    from mlmhelpers import grading
+
+    steps = grading._feedback_config(Config()).GenerateFeedback.preprocessors
+    cls = grading._clear_hidden_tests_class()
+    assert cls in steps
+    cell = new_code_cell(
+        "assert x > 0, 'x should be positive'\n### BEGIN HIDDEN TESTS\n"
+        "assert abs(x - 0.6613) < 1e-3\n### END HIDDEN TESTS",
+        metadata={"nbgrader": {"grade": True, "solution": False, "locked": True,
+                               "points": 1, "grade_id": "t", "schema_version": 3}},
+    )
+    cell.outputs = [new_output("error", ename="AssertionError", evalue="",
+                               traceback=["----> 3 \x1b[39massert abs(x - 0.6613) < 1e-3"])]
+    cell, _ = cls().preprocess_cell(cell, {}, 0)
+    assert "0.6613" not in cell.source and "HIDDEN" not in cell.source
+    assert "x should be positive" in cell.source
+    assert "0.6613" not in "".join(cell.outputs[0].traceback)
+    assert cell.outputs[0].ename == "AssertionError"
