@@ -21,6 +21,14 @@ $(STAMP): requirements.txt pyproject.toml
 	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e .
 	touch $(STAMP)
 
+# Wheels of every pinned requirement (and hatchling, the build backend), so
+# tests/test_binder.py can install a fresh environment the way Binder does
+# without any network at test time.
+WHEELHOUSE := $(VENV)/wheelhouse/.complete
+$(WHEELHOUSE): requirements.txt $(STAMP)
+	$(PY) -m pip download --quiet -r requirements.txt -d $(VENV)/wheelhouse
+	touch $(WHEELHOUSE)
+
 lab: $(STAMP)
 	$(PY) -m mlmhelpers.lab --port $(PORT)
 
@@ -28,7 +36,7 @@ lab: $(STAMP)
 # share two cores, and competing BLAS threads slow the fits several-fold.
 test: export OPENBLAS_NUM_THREADS = 1
 test: export OMP_NUM_THREADS = 1
-test: $(STAMP)
+test: $(STAMP) $(WHEELHOUSE)
 	$(PY) -m pytest $(PYTEST_ARGS) tests course solutions \
 		--nbval-lax --nbval-sanitize-with tests/nbval_sanitize.cfg $(ARGS)
 

@@ -30,15 +30,12 @@ import os
 import re
 import secrets
 import shutil
-import socket
-import subprocess
-import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import nbformat
 import pytest
+from _labserver import free_port, running_server
 
 REPO = Path(__file__).resolve().parents[1]
 # The course that is copied and served (the repository; another checkout for debugging).
@@ -61,12 +58,6 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 
 # --------------------------------------------------------------------------- set-up
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _copy_course(dest: Path) -> Path:
@@ -138,38 +129,14 @@ def lab(tmp_path_factory):
         MPLBACKEND="module://matplotlib_inline.backend_inline",
     )
     env.pop("JUPYTER_TOKEN", None)
-    port = _free_port()
+    port = free_port()
     token = secrets.token_hex(16)
     cmd = build_command(port, token=token, root_dir=course)
     if hasattr(os, "geteuid") and os.geteuid() == 0:
         assert "--allow-root" in cmd
-    log_path = base / "jupyterlab.log"
-    log = open(log_path, "w")
-    proc = subprocess.Popen(cmd, cwd=course, env=env, stdout=log, stderr=subprocess.STDOUT)
-    status = f"http://127.0.0.1:{port}/api/status?token={token}"
-    deadline = time.monotonic() + 90
-    while True:
-        try:
-            with urllib.request.urlopen(status, timeout=2) as resp:
-                json.load(resp)
-            break
-        except OSError:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                proc.kill()
-                log.close()
-                pytest.fail("JupyterLab did not start:\n" + log_path.read_text()[-3000:])
-            time.sleep(0.5)
-    try:
-        yield {"port": port, "token": token, "course": course, "log": log_path,
+    with running_server(cmd, course, env, port, token, base / "jupyterlab.log"):
+        yield {"port": port, "token": token, "course": course, "log": base / "jupyterlab.log",
                "url": lab_url(port, token), "cmd": cmd}
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        log.close()
 
 
 @pytest.fixture(scope="module")
