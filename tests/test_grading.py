@@ -64,8 +64,6 @@ class Source:
         cells = self.nb.cells
         self.answers = {_nbg(c)["grade_id"]: _without_delimiters(c.source)
                         for c in cells if _nbg(c).get("solution")}
-        self.code_answers = {gid for gid, c in self._by_id().items()
-                             if c.cell_type == "code" and _nbg(c).get("solution")}
         grade_cells = [c for c in cells if _nbg(c).get("grade")]
         self.auto_points = sum(float(_nbg(c)["points"]) for c in grade_cells if c.cell_type == "code")
         self.max_points = sum(float(_nbg(c)["points"]) for c in grade_cells)
@@ -94,9 +92,6 @@ class Source:
                                   c.source, re.S).group(1).splitlines()
             if len(line.strip()) > 3
         ]
-
-    def _by_id(self) -> dict:
-        return {_nbg(c)["grade_id"]: c for c in self.nb.cells if _nbg(c).get("grade_id")}
 
     def first_variable(self) -> str:
         """The variable the first answer cell assigns (the one its test checks)."""
