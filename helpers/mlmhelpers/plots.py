@@ -196,16 +196,18 @@ def plot_group_lines(result, x, ax=None, max_groups=None):
             overall[c] = col.mode().iloc[0]
     ranges = grp[x].agg(["min", "max"])
     n_pts = 20
-    rows = []
-    for j in index:
-        label = labels[j]
-        lo, hi = ranges.loc[label, "min"], ranges.loc[label, "max"]
-        grid = np.linspace(lo, hi, n_pts)
-        piece = {x: grid, group: [label] * n_pts}
-        for c in others:
-            piece[c] = [firsts.loc[label, c] if constant[c] else overall[c]] * n_pts
-        rows.append(pd.DataFrame(piece))
-    new = pd.concat(rows, ignore_index=True)
+    chosen = [labels[j] for j in index]
+    lo = ranges.loc[chosen, "min"].to_numpy(float)
+    hi = ranges.loc[chosen, "max"].to_numpy(float)
+    steps = np.linspace(0.0, 1.0, n_pts)
+    piece = {x: (lo[:, None] + (hi - lo)[:, None] * steps).ravel(),
+             group: np.repeat(np.asarray(chosen, dtype=object), n_pts)}
+    for c in others:
+        if constant[c]:
+            piece[c] = np.repeat(firsts.loc[chosen, c].to_numpy(dtype=object), n_pts)
+        else:
+            piece[c] = [overall[c]] * (len(chosen) * n_pts)
+    new = pd.DataFrame(piece)
     for c in others:
         if isinstance(frame[c].dtype, pd.CategoricalDtype):
             new[c] = pd.Categorical(new[c], categories=frame[c].cat.categories)
