@@ -222,3 +222,24 @@ def test_readme_badge_opens_landing_page_on_default_branch():
     assert ref == "HEAD", "the badge should follow the default branch (HEAD)"
     assert urlpath.startswith("lab/tree/"), urlpath
     assert (REPO / urlpath.removeprefix("lab/tree/")).is_file(), f"{urlpath} does not exist"
+
+
+def test_landing_page_links_every_notebook_in_order():
+    """index.ipynb (where Binder and `make lab` open) links the day's notebooks in teaching order."""
+    import nbformat
+
+    landing = nbformat.read(REPO / "index.ipynb", as_version=4)
+    text = "\n".join(cell.source for cell in landing.cells if cell.cell_type == "markdown")
+    links = re.findall(r"\]\(([^)\s]+\.ipynb)\)", text)
+    expected = [
+        "course/01-linear-regression.ipynb", "course/02-multilevel-data.ipynb",
+        "course/03-variance-components.ipynb", "practicals/practical1/practical1.ipynb",
+        "course/04-random-intercepts.ipynb", "practicals/practical2/practical2.ipynb",
+        "course/05-binary-responses.ipynb", "practicals/practical3/practical3.ipynb",
+        "course/06-random-slopes.ipynb", "practicals/practical4/practical4.ipynb",
+        "course/07-going-further.ipynb",
+    ]
+    assert links == expected
+    missing = [link for link in links if not (REPO / link).is_file()]
+    assert not missing, f"the landing page links to missing notebooks: {missing}"
+    assert "Validate" in text and "File → Download" in text, "say how to validate and how to hand in"

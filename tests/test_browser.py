@@ -38,8 +38,6 @@ import pytest
 from _labserver import free_port, running_server
 
 REPO = Path(__file__).resolve().parents[1]
-# The course that is copied and served (the repository; another checkout for debugging).
-SOURCE = Path(os.environ.get("MLM_BROWSER_TEST_SOURCE", REPO))
 CHROMIUM = "/usr/bin/chromium"
 ARTIFACTS = REPO / "test-artifacts" / "browser"
 PRACTICAL = "practicals/practical1/practical1.ipynb"
@@ -64,7 +62,7 @@ def _copy_course(dest: Path) -> Path:
     ignore = shutil.ignore_patterns(".ipynb_checkpoints", "__pycache__", "gradebook.db")
     dest.mkdir(parents=True)
     for name in COURSE_ITEMS:
-        src = SOURCE / name
+        src = REPO / name
         if src.is_dir():
             shutil.copytree(src, dest / name, ignore=ignore)
         elif src.exists():
@@ -110,7 +108,7 @@ def lab(tmp_path_factory):
     from mlmhelpers.lab import build_command, lab_url
 
     for rel in (PRACTICAL, SOLUTION, LECTURE, "index.ipynb"):
-        if not (SOURCE / rel).exists():
+        if not (REPO / rel).exists():
             pytest.fail(f"{rel} is missing: the browser test needs it")
     base = tmp_path_factory.mktemp("lab")
     course = _copy_course(base / "course-copy")
@@ -126,7 +124,6 @@ def lab(tmp_path_factory):
         JUPYTER_CONFIG_DIR=str(home / ".jupyter"),
         JUPYTER_RUNTIME_DIR=str(base / "runtime"),
         MLM_DATA_DIR=str(course / "data"),
-        MPLBACKEND="module://matplotlib_inline.backend_inline",
     )
     env.pop("JUPYTER_TOKEN", None)
     port = free_port()
