@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import os
 import secrets
+import signal
 import socket
 import subprocess
 import sys
@@ -140,6 +141,11 @@ def main(argv: list[str] | None = None) -> int:
     env.setdefault("MLM_DATA_DIR", str(REPO / "data"))
 
     proc = subprocess.Popen(cmd, cwd=REPO, env=env)
+
+    def _stop(signum, frame):  # a plain `kill`: stop the server too, not only this wrapper
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, _stop)
     try:
         if _wait_until_listening(port, args.ip, proc, timeout=120):
             url = lab_url(port, token, args.ip)
