@@ -82,15 +82,15 @@ def _first_answer(student_nb: Path, solution_nb: Path) -> dict:
     else:
         raise AssertionError(f"{student_nb} has no autograded answer cell")
     grade_id = meta["grade_id"]
-    test = next(c for c in cells[i + 1:] if c.metadata.get("nbgrader", {}).get("grade")
-                and c.cell_type == "code")
+    test_index = next(j for j in range(i + 1, len(cells))
+                      if cells[j].cell_type == "code" and cells[j].metadata.get("nbgrader", {}).get("grade"))
     source = next(c.source for c in solution.cells
                   if c.metadata.get("nbgrader", {}).get("grade_id") == grade_id)
     answer = "\n".join(line for line in source.splitlines()
                        if line.strip() not in ("### BEGIN SOLUTION", "### END SOLUTION"))
     # The index among the notebook's cells is the index among the rendered cells.
-    return {"index": i, "grade_id": grade_id, "test_source": test.source.strip(),
-            "test_index": cells.index(test), "answer": answer.strip()}
+    return {"index": i, "grade_id": grade_id, "test_source": cells[test_index].source.strip(),
+            "test_index": test_index, "answer": answer.strip()}
 
 
 @pytest.fixture(scope="module")
@@ -258,6 +258,8 @@ def test_student_first_hour(lab, browser, artifacts):
     print(f"\nbrowser test screenshots ({len(me.shots)}) in {artifacts}:")
     for shot in me.shots:
         print("   ", shot.name)
+    if console_errors:
+        print("JavaScript errors in the page (not failures by themselves):", *console_errors, sep="\n  ")
 
 
 def _run_steps(me: Student, lab: dict, answer: dict):
