@@ -105,6 +105,30 @@ def test_group_lines_subset_and_errors(m4):
         plot_group_lines(m4, "schgend")
 
 
+def test_group_lines_with_a_numeric_school_level_covariate(exam):
+    # avslrt is constant within a school: the line uses the school's own value
+    # (it used to crash in patsy because those values were gathered as objects)
+    m = fit_mixedlm("normexam ~ standlrt + I(avslrt ** 2)", exam, groups="school",
+                    re_formula="1 + standlrt")
+    lines = plot_group_lines(m, "standlrt").get_lines()
+    assert len(lines) == 65
+    school1 = exam[exam["school"] == 1]
+    fitted = np.asarray(m.fittedvalues)[np.asarray(exam["school"] == 1)]
+    i_hi = school1["standlrt"].to_numpy().argmax()
+    assert lines[0].get_ydata()[-1] == pytest.approx(fitted[i_hi], rel=1e-8)
+
+
+def test_group_lines_refuses_response_and_groups_as_x(m1, m4):
+    # they are columns of the data, but a line over either is meaningless
+    # (the prediction does not depend on them): refuse, naming the choices
+    with pytest.raises(ValueError, match=r"x='normexam' is the response.*'standlrt'"):
+        plot_group_lines(m4, "normexam")
+    with pytest.raises(ValueError, match=r"x='school' is the grouping column.*'standlrt'"):
+        plot_group_lines(m4, "school")
+    with pytest.raises(ValueError, match=r"no numeric explanatory variable"):
+        plot_group_lines(m1, "normexam")
+
+
 def test_residuals_figure(m4):
     fig = plot_residuals(m4)
     assert isinstance(fig, matplotlib.figure.Figure)

@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from .linear import _group_name, _lme4_cache, _re_term_names
+from .linear import _group_name, _identifiers, _lme4_cache, _re_term_names
 from .tables import _fitted_parts, _kind, group_effects, random_effects
 
 __all__ = ["plot_caterpillar", "plot_group_lines", "plot_residuals"]
@@ -112,6 +112,17 @@ def _model_frame(result):
     return frame
 
 
+def _formula_rhs(result):
+    """Right-hand sides of the fixed and random formulas of a MixedLM result."""
+    cache = _lme4_cache(result)
+    formula = cache.get("formula") or getattr(result.model, "formula", None) or ""
+    rhs = formula.split("~", 1)[1] if "~" in formula else ""
+    re_formula = cache.get("re_formula")
+    if re_formula is None:
+        re_formula = " + ".join(str(n) for n in _re_term_names(result.model))
+    return rhs + " + " + re_formula
+
+
 def plot_group_lines(result, x, ax=None, max_groups=None):
     """One predicted line per group: fixed part plus the group's random part.
 
@@ -155,12 +166,23 @@ def plot_group_lines(result, x, ax=None, max_groups=None):
     _need_linear("plot_group_lines", result)
     frame = _model_frame(result)
     model = result.model
-    if not isinstance(x, str) or x not in frame.columns:
+    # x must be an explanatory variable: not the response, not the groups
+    # (a line over either would be flat or meaningless, not an error).
+    explanatory = set(_identifiers(_formula_rhs(result))) - {_group_name(result)}
+    if not isinstance(x, str) or x not in frame.columns or x not in explanatory:
         usable = [c for c in frame.columns
-                  if pd.api.types.is_numeric_dtype(frame[c]) and c != _group_name(result)]
-        raise ValueError(
-            f"plot_group_lines(): x={x!r} is not a variable of this model; choose one of "
-            f"{', '.join(repr(c) for c in usable)}.")
+                  if pd.api.types.is_numeric_dtype(frame[c]) and c in explanatory]
+        if x == model.endog_names or x == _group_name(result):
+            role = "the response" if x == model.endog_names else "the grouping column"
+            what = f"x={x!r} is {role}, not an explanatory variable of this model"
+        else:
+            what = f"x={x!r} is not a variable of this model"
+        if usable:
+            todo = f"choose one of {', '.join(repr(c) for c in usable)}."
+        else:
+            todo = ("this model has no numeric explanatory variable to draw lines "
+                    "over; add one to the formula, e.g. 'normexam ~ standlrt'.")
+        raise ValueError(f"plot_group_lines(): {what}; {todo}")
     if not pd.api.types.is_numeric_dtype(frame[x]):
         raise ValueError(f"plot_group_lines(): x={x!r} must be numeric (it is {frame[x].dtype}).")
     group = _group_name(result)
@@ -211,6 +233,9 @@ def plot_group_lines(result, x, ax=None, max_groups=None):
     for c in others:
         if isinstance(frame[c].dtype, pd.CategoricalDtype):
             new[c] = pd.Categorical(new[c], categories=frame[c].cat.categories)
+        elif pd.api.types.is_numeric_dtype(frame[c]) and not pd.api.types.is_bool_dtype(frame[c]):
+            # group values were gathered as objects; patsy needs numbers back
+            new[c] = new[c].astype(float)
     design_info = getattr(model, "model_spec", None) or model.data.model_spec
     (X_new,) = patsy.build_design_matrices([design_info], new, return_type="matrix")
     fixed = np.asarray(X_new) @ np.asarray(cache["beta"], dtype=float)
