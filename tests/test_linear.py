@@ -260,6 +260,33 @@ def test_a_single_group_is_refused(data):
         fit_mixedlm("normexam ~ 1", one, groups="school")
 
 
+def test_one_row_per_group_is_refused_like_lme4(data):
+    # lme4: "number of levels of each grouping factor must be < number of
+    # observations"; without the check a meaningless variance came back
+    exam = data["tutorial"].assign(pupil=range(len(data["tutorial"])))
+    with pytest.raises(ValueError, match=r"4059 observations but 4059 groups of 'pupil'"):
+        fit_mixedlm("normexam ~ standlrt", exam, groups="pupil")
+    # lme4: "number of observations (=4) <= number of random effects (=4)"
+    tiny = pd.DataFrame({"y": [1.0, 2.0, 3.0, 4.5], "x": [0.0, 1.0, 0.0, 1.0],
+                         "g": [1, 1, 2, 2]})
+    with pytest.raises(ValueError, match=r"2 groups of 'g' x 2 random terms.*re_formula=None"):
+        fit_mixedlm("y ~ x", tiny, groups="g", re_formula="1 + x")
+
+
+def test_constant_response_is_refused(data):
+    exam = data["tutorial"].assign(const=1.0)
+    with pytest.raises(ValueError, match=r"response 'const' has the same value \(1\)"):
+        fit_mixedlm("const ~ standlrt", exam, groups="school")
+
+
+def test_keyword_column_names_need_q(data):
+    exam = data["tutorial"].assign(**{"pass": (data["tutorial"]["normexam"] > 0).astype(float)})
+    with pytest.raises(ValueError, match=r"'pass' in formula is a Python keyword.*Q\('pass'\)"):
+        fit_mixedlm("pass ~ standlrt", exam, groups="school")
+    res = fit_mixedlm('Q("pass") ~ standlrt', exam, groups="school")
+    assert res.nobs == 4059
+
+
 def test_collinear_terms_are_refused(data):
     exam = data["tutorial"].copy()
     exam["twice"] = 2 * exam["standlrt"]

@@ -125,6 +125,14 @@ def _check_inputs(formula, data, groups, re_formula, reml):
             "fit_mixedlm: `re_formula` must be a string such as '1 + standlrt' "
             "(random intercept and random slope of standlrt) or None (random "
             "intercept only).")
+    for label, text in (("formula", formula), ("re_formula", re_formula or "")):
+        bare = _identifiers(re.sub(r"(['\"]).*?\1", " ", text))  # outside Q("...")
+        clash = [n for n in bare if keyword.iskeyword(n) and n in data.columns]
+        if clash:
+            raise ValueError(
+                f"fit_mixedlm: the column name {clash[0]!r} in {label} is a Python "
+                f"keyword, which a formula cannot use as it is: write Q({clash[0]!r}) "
+                "in the formula, or rename the column.")
     lhs, rhs = formula.split("~", 1)
     if not lhs.strip():
         raise ValueError(
@@ -603,7 +611,21 @@ def fit_mixedlm(formula, data, groups, re_formula=None, reml=False):
         raise TypeError(
             "fit_mixedlm: the response must be one numeric column without "
             "infinite values.")
+    if np.ptp(model.endog) == 0:
+        raise ValueError(
+            f"fit_mixedlm: the response {model.endog_names!r} has the same value "
+            f"({model.endog[0]:g}) in every row used; there is no variation to model.")
     cp = _Crossprods.from_model(model)
+    if cp.m * cp.q >= cp.n:
+        # lme4 refuses these too: the random effects alone fit every observation
+        raise ValueError(
+            f"fit_mixedlm: {cp.n} observations but {cp.m} groups of {groups!r}"
+            + (f" x {cp.q} random terms" if cp.q > 1 else "")
+            + " - there must be more observations than random effects, or the "
+            "level-2 and level-1 variances cannot be told apart (e.g. one row "
+            "per group). Check that `groups` names the level-2 units (not an "
+            "id of each row)" + (", or drop the random slope (re_formula=None)."
+                                 if cp.q > 1 else "."))
     rank = np.linalg.matrix_rank(cp.XtX)
     if rank < cp.p:
         raise ValueError(
