@@ -430,3 +430,36 @@ def test_formula_and_groups_errors():
         mlm.fit_logit_mixed("use ~ age", data, "county")
     with pytest.raises(ValueError, match="not a column of data"):
         mlm.fit_logit_mixed("used ~ age", data, "district")
+
+
+def test_misspelt_covariate_and_groups_get_suggestions():
+    data = mlm.load_dataset("contraception")
+    with pytest.raises(KeyError, match=r"'agee' in the formula .* Did you mean 'age'"):
+        mlm.fit_logit_mixed("use ~ agee + urban", data, "district")
+    with pytest.raises(ValueError, match=r"got 'distrct'\. Did you mean 'district'"):
+        mlm.fit_logit_mixed("use ~ age", data, "distrct")
+    # a Series instead of a column name: named by type, not printed in full
+    with pytest.raises(ValueError, match=r"groups='district'\), got a Series\. Columns"):
+        mlm.fit_logit_mixed("use ~ age", data, data["district"])
+
+
+def test_one_group_one_row_per_group_and_no_rows_are_refused():
+    data = mlm.load_dataset("contraception")
+    with pytest.raises(ValueError, match=r"only one value.*logit\(formula, data\)"):
+        mlm.fit_logit_mixed("use ~ age", data[data["district"] == 1], "district")
+    with pytest.raises(ValueError, match=r"1934 rows but 1934 groups of 'woman'"):
+        mlm.fit_logit_mixed("use ~ age", data, "woman")
+    with pytest.raises(ValueError, match=r"data has no rows"):
+        mlm.fit_logit_mixed("use ~ age", data.iloc[:0], "district")
+
+
+def test_plot_coefficients_checks_ax():
+    data = mlm.load_dataset("contraception")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        m = mlm.fit_logit_mixed("use ~ age + urban", data, "district")
+    with pytest.raises(TypeError, match=r"ax must be a matplotlib Axes"):
+        mlm.plot_coefficients(m, ax="left")
+    _, ax = plt.subplots()
+    assert mlm.plot_coefficients(m, ax=ax) is ax
+    plt.close("all")

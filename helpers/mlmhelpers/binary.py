@@ -27,6 +27,7 @@ import patsy
 from scipy import special, stats
 
 from . import _glmm
+from .linear import ColumnNotFoundError, _suggest, _unknown_names
 
 __all__ = ["fit_logit_mixed", "LogitMixedResults", "odds_ratios", "plot_coefficients"]
 
@@ -83,6 +84,8 @@ def _outcome_values(y: pd.Series, name: str) -> np.ndarray:
             f"The outcome {name!r} has {n_missing} missing value(s). Decide what they mean, "
             f"or drop those rows first: data = data.dropna(subset=['{name}'])."
         )
+    if len(y) == 0:
+        raise ValueError("data has no rows: there is nothing to fit.")
     if pd.api.types.is_bool_dtype(y):
         return y.to_numpy(dtype=float)
     if not pd.api.types.is_numeric_dtype(y):
@@ -181,8 +184,10 @@ def fit_logit_mixed(formula, data, groups, nagq=1):
         raise TypeError(f"data must be a pandas DataFrame, got {type(data).__name__}.")
     nagq = _check_nagq(nagq)
     if not isinstance(groups, str) or groups not in data.columns:
+        given = repr(groups) if isinstance(groups, str) else f"a {type(groups).__name__}"
+        hint = _suggest(groups, data.columns) if isinstance(groups, str) else ""
         raise ValueError(
-            f"groups must name a column of data (e.g. groups='district'), got {groups!r}. "
+            f"groups must name a column of data (e.g. groups='district'), got {given}.{hint} "
             f"Columns: {', '.join(map(str, data.columns))}."
         )
     outcome, rhs = _split_formula(formula, data)
@@ -192,6 +197,12 @@ def fit_logit_mixed(formula, data, groups, nagq=1):
     try:
         X = patsy.dmatrix(rhs, frame, NA_action="drop", return_type="dataframe")
     except patsy.PatsyError as exc:
+        unknown = _unknown_names(rhs, data.columns)
+        if unknown:
+            raise ColumnNotFoundError(
+                f"{unknown[0]!r} in the formula {formula!r} is not a column of data."
+                f"{_suggest(unknown[0], data.columns)} Check the spelling (names are "
+                "case-sensitive).") from None
         raise ValueError(f"Could not build the fixed part {rhs!r} from data: {exc}") from None
     keep = np.zeros(len(frame), dtype=bool)
     keep[X.index.to_numpy()] = True
@@ -220,6 +231,17 @@ def fit_logit_mixed(formula, data, groups, nagq=1):
         codes, labels = pd.factorize(gcol, sort=True)
         labels = pd.Index(labels, name=groups)
 
+    if len(labels) < 2:
+        raise ValueError(
+            f"The grouping column {groups!r} has only one value in the rows used; a multilevel "
+            "model needs several groups. Fit a single-level logistic regression instead, e.g. "
+            "statsmodels.formula.api.logit(formula, data).fit().")
+    if len(labels) >= len(y):
+        raise ValueError(
+            f"{len(y)} rows but {len(labels)} groups of {groups!r}: with (at most) one row per "
+            "group the group variance cannot be told apart from the outcome's own variation. "
+            "Check that groups= names the level-2 units (e.g. groups='district'), not an id "
+            "of each row.")
     problem = _glmm.LogitRandomIntercept(X.to_numpy(), y, codes, len(labels), nagq)
     out = _glmm.fit(problem)
 
@@ -758,6 +780,7 @@ def plot_coefficients(result, odds=False, ax=None, intercept=False):
     >>> ax.get_xlabel()
     'Odds ratio (log scale)'
     """
+    import matplotlib.axes
     import matplotlib.pyplot as plt
 
     est, se, is_logit = _coefficients(result)
@@ -774,6 +797,10 @@ def plot_coefficients(result, odds=False, ax=None, intercept=False):
         est, low, high = np.exp(est), np.exp(low), np.exp(high)
     if ax is None:
         _, ax = plt.subplots(figsize=(6, 0.5 * len(est) + 1.5))
+    elif not isinstance(ax, matplotlib.axes.Axes):
+        raise TypeError(
+            f"ax must be a matplotlib Axes (e.g. from plt.subplots()) or None, "
+            f"not {type(ax).__name__}.")
     ypos = np.arange(len(est))[::-1]
     ax.errorbar(est, ypos, xerr=[est - low, high - est], fmt="o", color="tab:blue",
                 ecolor="tab:blue", capsize=3)
