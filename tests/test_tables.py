@@ -218,6 +218,30 @@ def test_vpc_refuses_single_level_model(m):
         vpc(m["ols"])
 
 
+def test_vpc_names_the_right_fitter_and_arguments(m):
+    contra = mlmhelpers.load_dataset("contraception")
+    glm = smf.glm("use ~ age", contra, family=sm.families.Binomial()).fit()
+    with pytest.raises(ValueError, match=r"single-level model.*fit_logit_mixed\("):
+        vpc(glm)
+    with pytest.raises(ValueError, match=r"single-level model.*fit_logit_mixed\("):
+        vpc(smf.logit("use ~ age", contra).fit(disp=0))
+    with pytest.raises(TypeError, match=r"method.*for logistic models.*vpc\(result\)"):
+        vpc(m["m1"], method="latent")
+
+
+def test_lr_test_and_compare_models_refuse_different_responses(exam, m):
+    # same rows, same family, but another outcome: the numbers would be meaningless
+    other = smf.ols("standlrt ~ 1", exam).fit()
+    with pytest.raises(ValueError, match=r"different responses \('standlrt' and 'normexam'\)"):
+        lr_test(other, m["m1"])
+    with pytest.raises(ValueError, match=r"different responses"):
+        compare_models(other, m["m1"])
+    # a model built from arrays has no response name: not refused for that
+    arrays = sm.OLS(exam["normexam"].to_numpy(), np.ones(len(exam))).fit()
+    assert lr_test(arrays, m["m1"]).statistic == pytest.approx(
+        lr_test(smf.ols("normexam ~ 1", exam).fit(), m["m1"]).statistic, rel=1e-10)
+
+
 def test_vpc_refuses_other_objects():
     with pytest.raises(TypeError, match=r"vpc\(\) needs a multilevel model"):
         vpc("model")

@@ -89,7 +89,17 @@ def _model_info(result, func="lr_test") -> dict:
         info.setdefault("family", "binomial")
         info.setdefault("mixed", True)
         info.setdefault("reml", False)
+        info.setdefault("response", getattr(result, "outcome", None))
         return info
+    info = _model_info_statsmodels(result, kind, func)
+    # the response as the formula names it (arrays without a formula: unknown)
+    names = getattr(getattr(result.model, "data", None), "ynames", None)
+    from_formula = getattr(result.model, "formula", None) is not None
+    info["response"] = names if from_formula and isinstance(names, str) else None
+    return info
+
+
+def _model_info_statsmodels(result, kind, func):
     if kind == "mixedlm":
         inner = result._results if hasattr(result, "_results") else result
         model = inner.model
@@ -501,14 +511,20 @@ def vpc(result, at=None, **kwargs):
         return float(result._mlm_vpc(**kwargs))
     kind = _kind(result)
     if kind in ("ols", "glm", "logit"):
+        fitter = "fit_mixedlm"
+        if kind == "logit" or (kind == "glm" and _model_info(result, "vpc")["family"] == "binomial"):
+            fitter = "fit_logit_mixed"
         raise ValueError(
             "vpc(): this is a single-level model: it has no level-2 variance, so "
             "there is nothing to partition. Fit a multilevel model with "
-            "fit_mixedlm(formula, data, groups=...) and pass that.")
+            f"{fitter}(formula, data, groups=...) and pass that.")
     if kind != "mixedlm":
         _need_mixed("vpc", result)
     if kwargs:
-        raise TypeError(f"vpc(): unexpected argument(s) {', '.join(kwargs)} for a linear model.")
+        raise TypeError(
+            f"vpc(): unexpected argument(s) {', '.join(kwargs)} for a linear model. "
+            "method=, n_sim= and seed= are for logistic models from fit_logit_mixed(); "
+            "a linear random-intercept model has one VPC: vpc(result).")
     cache = _lme4_cache(result)
     cov = np.asarray(cache["cov_re"], dtype=float)
     sigma2 = float(cache["sigma2"])
@@ -603,6 +619,12 @@ def _check_comparable(infos, names, func):
             "response with the same family can be compared.")
     first = infos[0]
     for info, name in zip(infos[1:], names[1:]):
+        y0, y1 = first.get("response"), info.get("response")
+        if y0 is not None and y1 is not None and y0 != y1:
+            raise ValueError(
+                f"{func}(): {names[0]} and {name} have different responses ({y0!r} "
+                f"and {y1!r}); likelihoods of different outcomes cannot be compared. "
+                "Fit both models to the same outcome.")
         if info["nobs"] != first["nobs"]:
             detail = f"{first['nobs']} vs {info['nobs']} observations"
         else:
