@@ -463,3 +463,15 @@ def test_plot_coefficients_checks_ax():
     _, ax = plt.subplots()
     assert mlm.plot_coefficients(m, ax=ax) is ax
     plt.close("all")
+
+
+def test_docstring_examples_run():
+    import doctest
+
+    import mlmhelpers.binary as binary_module
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the contraception fits note all-0/all-1 districts
+        failures, tried = doctest.testmod(binary_module, optionflags=doctest.ELLIPSIS)
+    assert tried > 0 and failures == 0
+    plt.close("all")

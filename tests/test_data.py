@@ -107,3 +107,12 @@ def test_non_editable_install_carries_the_data(tmp_path):
                          cwd=tmp_path, env=env, capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == ["mlmhelpers", "2159"]
+
+
+def test_docstring_examples_run():
+    import doctest
+
+    import mlmhelpers.data as data_module
+
+    failures, tried = doctest.testmod(data_module, optionflags=doctest.ELLIPSIS)
+    assert tried > 0 and failures == 0

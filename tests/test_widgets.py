@@ -120,6 +120,18 @@ def test_explorer_rejects_start_values_beyond_the_slider():
         variance_explorer(between_var=3.0, max_var=2.0)
 
 
+def test_simulate_groups_and_plot_groups_check_their_arguments():
+    with pytest.raises(TypeError, match=r"mean must be a finite number"):
+        simulate_groups(mean="high")
+    with pytest.raises(TypeError, match=r"mean must be a finite number"):
+        simulate_groups(mean=float("nan"))
+    with pytest.raises(TypeError, match=r"seed must be a whole number"):
+        simulate_groups(seed="a")
+    assert simulate_groups(mean=2, n_groups=3, group_size=2, seed=None).shape == (6, 4)
+    with pytest.raises(TypeError, match=r"ax must be a matplotlib Axes"):
+        plot_groups(simulate_groups(), ax=3)
+
+
 def test_docstring_examples_run():
     import doctest
 

@@ -112,6 +112,11 @@ def simulate_groups(between_var=0.17, within_var=0.85, n_groups=10, group_size=2
     within_var = _check_variance(within_var, "within_var")
     n_groups = _check_count(n_groups, "n_groups", 1)
     group_size = _check_count(group_size, "group_size", 1)
+    if isinstance(mean, bool) or not isinstance(mean, (int, float, np.integer, np.floating)) \
+            or not np.isfinite(mean):
+        raise TypeError(f"mean must be a finite number (the overall mean beta_0), got {mean!r}")
+    if seed is not None:
+        seed = _check_count(seed, "seed", 0)
     vpc = population_vpc(between_var, within_var)
 
     rng = np.random.default_rng(seed)
@@ -165,6 +170,13 @@ def plot_groups(data, ax=None, group_label="school", y_label="score", unit_label
         import matplotlib.pyplot as plt
 
         _, ax = plt.subplots(figsize=(6, 4))
+    else:
+        from matplotlib.axes import Axes
+
+        if not isinstance(ax, Axes):
+            raise TypeError(
+                f"ax must be a matplotlib Axes (e.g. from plt.subplots()) or None, "
+                f"not {type(ax).__name__}")
 
     groups = np.sort(data["group"].unique())
     position = {g: k for k, g in enumerate(groups)}
