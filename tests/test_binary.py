@@ -475,3 +475,17 @@ def test_docstring_examples_run():
         failures, tried = doctest.testmod(binary_module, optionflags=doctest.ELLIPSIS)
     assert tried > 0 and failures == 0
     plt.close("all")
+
+
+def test_unused_categories_after_filtering_are_dropped_like_glmer():
+    data = mlm.load_dataset("contraception")
+    fewer = data[data["livch"] != "3+"]
+    explicit = fewer.assign(livch=fewer["livch"].cat.remove_unused_categories())
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        m = mlm.fit_logit_mixed("use ~ age + livch", fewer, "district")
+        ref = mlm.fit_logit_mixed("use ~ age + livch", explicit, "district")
+    assert list(m.fe_params.index) == ["Intercept", "livch[T.1]", "livch[T.2]", "age"]
+    assert m.llf == pytest.approx(ref.llf, abs=1e-9)
+    np.testing.assert_allclose(m.fe_params, ref.fe_params, rtol=1e-8)
+    np.testing.assert_allclose(m.predict(), ref.predict(), rtol=1e-8)

@@ -287,6 +287,19 @@ def test_keyword_column_names_need_q(data):
     assert res.nobs == 4059
 
 
+def test_unused_categories_after_filtering_are_dropped_like_r(data):
+    # filtering out every girls' school leaves schgend with an empty level;
+    # R's model.frame drops it, and so must we (it was a rank-deficiency error)
+    exam = data["tutorial"]
+    boys_mixed = exam[exam["schgend"] != "girlsch"]
+    res = fit_mixedlm("normexam ~ standlrt + schgend", boys_mixed, groups="school")
+    assert res.model.exog_names == ["Intercept", "schgend[T.boysch]", "standlrt"]
+    explicit = boys_mixed.assign(schgend=boys_mixed["schgend"].cat.remove_unused_categories())
+    ref = fit_mixedlm("normexam ~ standlrt + schgend", explicit, groups="school")
+    assert res.llf == pytest.approx(ref.llf, abs=1e-9)
+    np.testing.assert_allclose(res.fe_params, ref.fe_params, rtol=1e-9)
+
+
 def test_collinear_terms_are_refused(data):
     exam = data["tutorial"].copy()
     exam["twice"] = 2 * exam["standlrt"]

@@ -212,6 +212,16 @@ def fit_logit_mixed(formula, data, groups, nagq=1):
         warnings.warn(
             f"{n_dropped} of {len(frame)} rows have a missing covariate or {groups!r} and were "
             "dropped from the fit.", UserWarning, stacklevel=2)
+    # categories with no rows left (e.g. after filtering the data) would give
+    # all-zero dummy columns; glmer (R's model.frame) drops unused levels
+    used = frame.loc[keep]
+    unused = [c for c in used.columns if c != groups
+              and isinstance(used[c].dtype, pd.CategoricalDtype)
+              and used[c].nunique(dropna=True) < len(used[c].cat.categories)]
+    if unused:
+        frame = frame.assign(**{c: frame[c].cat.set_categories(
+            [v for v in frame[c].cat.categories if v in set(used[c].dropna())]) for c in unused})
+        X = patsy.dmatrix(rhs, frame.loc[keep], NA_action="drop", return_type="dataframe")
     design_info = X.design_info
     X = X.loc[keep[X.index.to_numpy()]] if n_dropped else X
     positions = X.index.to_numpy()

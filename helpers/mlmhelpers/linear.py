@@ -196,6 +196,13 @@ def _prepare_data(formula, data, groups, re_formula):
         frame = frame.loc[complete]
     if len(frame) == 0:
         raise ValueError("fit_mixedlm: no complete rows left after dropping missing values.")
+    # categories with no rows left (e.g. after filtering the data) would give
+    # all-zero dummy columns; R's model.frame drops unused levels, so do we
+    for name in used:
+        col = frame[name]
+        if name != groups and isinstance(col.dtype, pd.CategoricalDtype):
+            if col.nunique(dropna=True) < len(col.cat.categories):
+                frame[name] = col.cat.remove_unused_categories()
     return frame
 
 
