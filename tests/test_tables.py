@@ -213,6 +213,16 @@ def test_vpc_at_a_value_of_the_slope_variable(m, lme4_reference):
     assert vpc(m["m4"], at=x) == pytest.approx(level2 / (level2 + e), rel=REL)
 
 
+def test_vpc_at_needs_a_number_and_one_slope(exam, m):
+    with pytest.raises(TypeError, match=r"`at` is a value of standlrt.*not 'high'"):
+        vpc(m["m4"], at="high")
+    no_intercept = fit_mixedlm("normexam ~ standlrt", exam, groups="school",
+                               re_formula="0 + standlrt")
+    with pytest.raises(ValueError, match=r"`at` works for a random intercept with one "
+                                         r"random slope.*random part is standlrt\."):
+        vpc(no_intercept, at=1.0)
+
+
 def test_vpc_refuses_single_level_model(m):
     with pytest.raises(ValueError, match=r"single-level model.*fit_mixedlm"):
         vpc(m["ols"])

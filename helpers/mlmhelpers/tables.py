@@ -534,8 +534,19 @@ def vpc(result, at=None, **kwargs):
             raise ValueError("vpc(): `at` is only for random-slope models; this one "
                              "has a random intercept only.")
         return float(cov[0, 0] / (cov[0, 0] + sigma2))
-    if at is None or names[0] != "(Intercept)" or cov.shape[0] != 2:
-        slopes = ", ".join(n for n in names if n != "(Intercept)")
+    slopes = ", ".join(n for n in names if n != "(Intercept)")
+    if at is not None and (names[0] != "(Intercept)" or cov.shape[0] != 2):
+        raise ValueError(
+            f"vpc(): `at` works for a random intercept with one random slope; this "
+            f"model's random part is {', '.join(names)}. Compute the level-2 variance "
+            "at your covariate values from the covariance matrix result.cov_re "
+            "instead.")
+    if at is not None and (isinstance(at, bool) or not isinstance(
+            at, (int, float, np.integer, np.floating)) or not np.isfinite(at)):
+        raise TypeError(
+            f"vpc(): `at` is a value of {slopes} (a finite number, e.g. at=0), "
+            f"not {at!r}.")
+    if at is None:
         raise ValueError(
             f"vpc(): this model has a random slope for {slopes}, so the level-2 "
             f"variance (and with it the VPC) changes with {slopes}; there is no "
