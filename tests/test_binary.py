@@ -489,3 +489,15 @@ def test_unused_categories_after_filtering_are_dropped_like_glmer():
     assert m.llf == pytest.approx(ref.llf, abs=1e-9)
     np.testing.assert_allclose(m.fe_params, ref.fe_params, rtol=1e-8)
     np.testing.assert_allclose(m.predict(), ref.predict(), rtol=1e-8)
+
+
+@pytest.mark.parametrize("alpha", ["0.05", 0, 1.5, None])
+def test_alpha_must_be_a_proportion(alpha):
+    data = mlm.load_dataset("contraception")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        m = mlm.fit_logit_mixed("use ~ urban", data, "district")
+    with pytest.raises(ValueError, match=r"alpha must be between 0 and 1"):
+        mlm.odds_ratios(m, alpha=alpha)
+    with pytest.raises(ValueError, match=r"alpha must be between 0 and 1"):
+        m.conf_int(alpha=alpha)

@@ -118,6 +118,12 @@ def test_group_lines_with_a_numeric_school_level_covariate(exam):
     assert lines[0].get_ydata()[-1] == pytest.approx(fitted[i_hi], rel=1e-8)
 
 
+@pytest.mark.parametrize("bad", [0, -1, 2.5, "5", True])
+def test_group_lines_max_groups_must_be_a_positive_whole_number(m4, bad):
+    with pytest.raises(ValueError, match=r"max_groups must be a whole number of at least 1"):
+        plot_group_lines(m4, "standlrt", max_groups=bad)
+
+
 def test_group_lines_refuses_response_and_groups_as_x(m1, m4):
     # they are columns of the data, but a line over either is meaningless
     # (the prediction does not depend on them): refuse, naming the choices

@@ -45,6 +45,12 @@ class _Text(str):
 # ----------------------------------------------------------------------------
 # Input checks
 # ----------------------------------------------------------------------------
+def _is_proportion(alpha):
+    """True for a number strictly between 0 and 1 (a valid ``alpha``)."""
+    return (isinstance(alpha, numbers.Real) and not isinstance(alpha, bool)
+            and 0 < alpha < 1)
+
+
 def _check_nagq(nagq):
     if isinstance(nagq, bool) or not isinstance(nagq, numbers.Integral) or nagq < 1:
         raise ValueError(
@@ -428,7 +434,7 @@ class LogitMixedResults:
                    lower  upper
         Intercept -0.705 -0.371
         """
-        if not 0 < alpha < 1:
+        if not _is_proportion(alpha):
             raise ValueError(f"alpha must be between 0 and 1 (0.05 for 95% intervals), got {alpha}.")
         q = stats.norm.ppf(1 - alpha / 2)
         return pd.DataFrame({"lower": self.fe_params - q * self.bse_fe,
@@ -755,7 +761,7 @@ def odds_ratios(result, alpha=0.05):
         raise TypeError(
             "Odds ratios need a logistic model (fit_logit_mixed or a binomial GLM); this is a "
             "linear model, whose coefficients are differences in means: use fixed_effects().")
-    if not 0 < alpha < 1:
+    if not _is_proportion(alpha):
         raise ValueError(f"alpha must be between 0 and 1 (0.05 for 95% intervals), got {alpha}.")
     q = stats.norm.ppf(1 - alpha / 2)
     return pd.DataFrame({"odds ratio": np.exp(est), "lower": np.exp(est - q * se),

@@ -197,6 +197,11 @@ def plot_group_lines(result, x, ax=None, max_groups=None):
                 f"plot_group_lines(): the random term {name!r} is not a plain column, "
                 "so its lines cannot be drawn.")
     index = np.arange(len(labels))
+    if max_groups is not None and (isinstance(max_groups, bool) or not isinstance(
+            max_groups, (int, np.integer)) or max_groups < 1):
+        raise ValueError(
+            f"plot_group_lines(): max_groups must be a whole number of at least 1 "
+            f"(or None for all {len(labels)} groups), got {max_groups!r}.")
     if max_groups is not None and max_groups < len(labels):
         rng = np.random.default_rng(12345)
         index = np.sort(rng.choice(len(labels), size=int(max_groups), replace=False))
