@@ -501,3 +501,21 @@ def test_alpha_must_be_a_proportion(alpha):
         mlm.odds_ratios(m, alpha=alpha)
     with pytest.raises(ValueError, match=r"alpha must be between 0 and 1"):
         m.conf_int(alpha=alpha)
+
+
+def test_nullable_columns_with_missing_values():
+    # convert_dtypes() gives Int64/Float64 columns holding pd.NA, which patsy
+    # cannot drop by itself (it raised "boolean value of NA is ambiguous")
+    data = mlm.load_dataset("contraception")
+    nullable = data.convert_dtypes()
+    nullable.loc[[3, 10], "age"] = pd.NA
+    plain = data.drop(index=[3, 10])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        m = mlm.fit_logit_mixed("use ~ age + urban", nullable, "district")
+        ref = mlm.fit_logit_mixed("use ~ age + urban", plain, "district")
+    assert m.nobs == 1932
+    assert list(m.rows) == list(plain.index)
+    assert m.llf == pytest.approx(ref.llf, abs=1e-9)
+    np.testing.assert_allclose(m.fe_params, ref.fe_params, rtol=1e-8)
+    assert list(m.ranef.index) == list(ref.ranef.index)

@@ -200,6 +200,16 @@ def fit_logit_mixed(formula, data, groups, nagq=1):
     y_all = _outcome_values(data[outcome], outcome)
 
     frame = data.reset_index(drop=True)
+    # nullable columns (Int64, Float64, boolean, e.g. from convert_dtypes()):
+    # patsy cannot drop their pd.NA, so hand it floats with NaN
+    nullable = [c for c in frame.columns if c != groups
+                and isinstance(frame[c].dtype, pd.api.extensions.ExtensionDtype)
+                and not isinstance(frame[c].dtype, pd.CategoricalDtype)
+                and (pd.api.types.is_numeric_dtype(frame[c]) or pd.api.types.is_bool_dtype(frame[c]))
+                and frame[c].isna().any()]
+    if nullable:
+        frame = frame.assign(**{c: frame[c].to_numpy(dtype=float, na_value=np.nan)
+                                for c in nullable})
     try:
         X = patsy.dmatrix(rhs, frame, NA_action="drop", return_type="dataframe")
     except patsy.PatsyError as exc:
