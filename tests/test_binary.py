@@ -519,3 +519,20 @@ def test_nullable_columns_with_missing_values():
     assert m.llf == pytest.approx(ref.llf, abs=1e-9)
     np.testing.assert_allclose(m.fe_params, ref.fe_params, rtol=1e-8)
     assert list(m.ranef.index) == list(ref.ranef.index)
+
+
+def test_lr_test_refuses_mixed_models_with_different_nagq():
+    data = mlm.load_dataset("contraception")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        laplace = mlm.fit_logit_mixed("use ~ age", data, "district")
+        agq = mlm.fit_logit_mixed("use ~ age + urban", data, "district", nagq=9)
+        agq0 = mlm.fit_logit_mixed("use ~ age", data, "district", nagq=9)
+    with pytest.raises(ValueError, match=r"different nagq \(1, 9\).*same nagq"):
+        mlm.lr_test(laplace, agq)
+    with pytest.raises(ValueError, match=r"different nagq"):
+        mlm.compare_models(laplace, agq)
+    # same nagq: fine, and a single-level GLM has no approximation to clash with
+    assert mlm.lr_test(agq0, agq).df == 1
+    glm = smf.glm("use ~ age", data, family=sm.families.Binomial()).fit()
+    assert mlm.lr_test(glm, agq).df == 2

@@ -622,7 +622,7 @@ class LogitMixedResults:
     def _mlm_model_info(self):
         return dict(llf=float(self.llf), npar=int(self.k_params), nobs=int(self.nobs),
                     rows=pd.Index(self.rows), reml=False, family="binomial", mixed=True,
-                    n_variance_params=1)
+                    n_variance_params=1, nagq=int(self.nagq))
 
     def _mlm_summary(self):
         method = ("Laplace Approximation" if self.nagq == 1

@@ -628,6 +628,13 @@ def _check_comparable(infos, names, func):
             f"{func}(): the models have different response families "
             f"({', '.join(sorted(map(str, fams)))}); only models for the same "
             "response with the same family can be compared.")
+    nagqs = {info["nagq"] for info in infos if info.get("nagq") is not None}
+    if len(nagqs) > 1:
+        raise ValueError(
+            f"{func}(): the logistic mixed models were fitted with different nagq "
+            f"({', '.join(map(str, sorted(nagqs)))}), so their log-likelihoods are "
+            "different approximations and their difference is not a test. Refit them "
+            "with the same nagq, e.g. fit_logit_mixed(..., nagq=25) for all.")
     first = infos[0]
     for info, name in zip(infos[1:], names[1:]):
         y0, y1 = first.get("response"), info.get("response")
