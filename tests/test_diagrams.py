@@ -89,6 +89,16 @@ def test_bad_input_says_what_to_do(call, error, words):
     plt.close("all")
 
 
+def test_ax_must_be_an_axes():
+    with pytest.raises(TypeError, match=r"ax must be a matplotlib Axes"):
+        plot_hierarchy([("School", 2), ("Pupil", 3)], ax="left")
+    with pytest.raises(TypeError, match=r"ax must be a matplotlib Axes"):
+        plot_classification(("Pupil", 2), ("School", 2), [0, 1], ax=1)
+    _, ax = plt.subplots()
+    assert plot_hierarchy([("School", 2), ("Pupil", 3)], ax=ax) is ax
+    plt.close("all")
+
+
 def test_docstring_examples_run():
     import doctest
 

@@ -26,6 +26,13 @@ def _new_axes(ax, width):
         import matplotlib.pyplot as plt
 
         _, ax = plt.subplots(figsize=(min(max(width * 0.55, 4.0), 10.0), 3.2))
+    else:
+        from matplotlib.axes import Axes
+
+        if not isinstance(ax, Axes):
+            raise TypeError(
+                f"ax must be a matplotlib Axes (e.g. from plt.subplots()) or None, "
+                f"not {type(ax).__name__}")
     return ax
 
 
