@@ -536,3 +536,12 @@ def test_lr_test_refuses_mixed_models_with_different_nagq():
     assert mlm.lr_test(agq0, agq).df == 1
     glm = smf.glm("use ~ age", data, family=sm.families.Binomial()).fit()
     assert mlm.lr_test(glm, agq).df == 2
+
+
+def test_vpc_method_given_by_position_gets_a_hint():
+    data = mlm.load_dataset("contraception")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        m = mlm.fit_logit_mixed("use ~ urban", data, "district")
+    with pytest.raises(TypeError, match=r"vpc\(result, method='simulation'\)"):
+        mlm.vpc(m, "simulation")

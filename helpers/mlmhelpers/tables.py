@@ -506,6 +506,10 @@ def vpc(result, at=None, **kwargs):
     0.166
     """
     if hasattr(result, "_mlm_vpc"):
+        if isinstance(at, str):
+            raise TypeError(
+                f"vpc(): the second argument is `at` (a covariate pattern); to choose the "
+                f"method write it by name: vpc(result, method={at!r}).")
         if at is not None:
             kwargs["at"] = at
         return float(result._mlm_vpc(**kwargs))
