@@ -455,9 +455,7 @@ def test_one_group_one_row_per_group_and_no_rows_are_refused():
 
 def test_plot_coefficients_checks_ax():
     data = mlm.load_dataset("contraception")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        m = mlm.fit_logit_mixed("use ~ age + urban", data, "district")
+    m = quiet_fit("use ~ age + urban", data, "district")
     with pytest.raises(TypeError, match=r"ax must be a matplotlib Axes"):
         mlm.plot_coefficients(m, ax="left")
     _, ax = plt.subplots()
@@ -481,10 +479,8 @@ def test_unused_categories_after_filtering_are_dropped_like_glmer():
     data = mlm.load_dataset("contraception")
     fewer = data[data["livch"] != "3+"]
     explicit = fewer.assign(livch=fewer["livch"].cat.remove_unused_categories())
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        m = mlm.fit_logit_mixed("use ~ age + livch", fewer, "district")
-        ref = mlm.fit_logit_mixed("use ~ age + livch", explicit, "district")
+    m = quiet_fit("use ~ age + livch", fewer, "district")
+    ref = quiet_fit("use ~ age + livch", explicit, "district")
     assert list(m.fe_params.index) == ["Intercept", "livch[T.1]", "livch[T.2]", "age"]
     assert m.llf == pytest.approx(ref.llf, abs=1e-9)
     np.testing.assert_allclose(m.fe_params, ref.fe_params, rtol=1e-8)
@@ -494,9 +490,7 @@ def test_unused_categories_after_filtering_are_dropped_like_glmer():
 @pytest.mark.parametrize("alpha", ["0.05", 0, 1.5, None])
 def test_alpha_must_be_a_proportion(alpha):
     data = mlm.load_dataset("contraception")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        m = mlm.fit_logit_mixed("use ~ urban", data, "district")
+    m = quiet_fit("use ~ urban", data, "district")
     with pytest.raises(ValueError, match=r"alpha must be between 0 and 1"):
         mlm.odds_ratios(m, alpha=alpha)
     with pytest.raises(ValueError, match=r"alpha must be between 0 and 1"):
@@ -510,10 +504,8 @@ def test_nullable_columns_with_missing_values():
     nullable = data.convert_dtypes()
     nullable.loc[[3, 10], "age"] = pd.NA
     plain = data.drop(index=[3, 10])
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        m = mlm.fit_logit_mixed("use ~ age + urban", nullable, "district")
-        ref = mlm.fit_logit_mixed("use ~ age + urban", plain, "district")
+    m = quiet_fit("use ~ age + urban", nullable, "district")
+    ref = quiet_fit("use ~ age + urban", plain, "district")
     assert m.nobs == 1932
     assert list(m.rows) == list(plain.index)
     assert m.llf == pytest.approx(ref.llf, abs=1e-9)
@@ -523,11 +515,9 @@ def test_nullable_columns_with_missing_values():
 
 def test_lr_test_refuses_mixed_models_with_different_nagq():
     data = mlm.load_dataset("contraception")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        laplace = mlm.fit_logit_mixed("use ~ age", data, "district")
-        agq = mlm.fit_logit_mixed("use ~ age + urban", data, "district", nagq=9)
-        agq0 = mlm.fit_logit_mixed("use ~ age", data, "district", nagq=9)
+    laplace = quiet_fit("use ~ age", data, "district")
+    agq = quiet_fit("use ~ age + urban", data, "district", nagq=9)
+    agq0 = quiet_fit("use ~ age", data, "district", nagq=9)
     with pytest.raises(ValueError, match=r"different nagq \(1, 9\).*same nagq"):
         mlm.lr_test(laplace, agq)
     with pytest.raises(ValueError, match=r"different nagq"):
@@ -540,8 +530,6 @@ def test_lr_test_refuses_mixed_models_with_different_nagq():
 
 def test_vpc_method_given_by_position_gets_a_hint():
     data = mlm.load_dataset("contraception")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        m = mlm.fit_logit_mixed("use ~ urban", data, "district")
+    m = quiet_fit("use ~ urban", data, "district")
     with pytest.raises(TypeError, match=r"vpc\(result, method='simulation'\)"):
         mlm.vpc(m, "simulation")
