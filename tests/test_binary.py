@@ -377,7 +377,8 @@ def test_predict():
     new = pd.DataFrame({"age": [0.0, 0.0], "urban": ["N", "Y"], "district": [1, 999]})
     pop = m.predict(new, include_random=False, which="link")
     np.testing.assert_allclose(pop, [b["Intercept"], b["Intercept"] + b["urban[T.Y]"]])
-    cond = m.predict(new, which="link")
+    with pytest.warns(UserWarning, match=r"1 of 2 rows belong to district groups not in the fit"):
+        cond = m.predict(new, which="link")
     assert cond.iloc[0] == pytest.approx(pop.iloc[0] + m.ranef.loc[1, "mode"])
     assert cond.iloc[1] == pytest.approx(pop.iloc[1])  # unseen district: average group
     with pytest.raises(ValueError, match="include_random=False"):
@@ -533,3 +534,15 @@ def test_vpc_method_given_by_position_gets_a_hint():
     m = quiet_fit("use ~ urban", data, "district")
     with pytest.raises(TypeError, match=r"vpc\(result, method='simulation'\)"):
         mlm.vpc(m, "simulation")
+
+
+def test_predict_warns_about_groups_not_in_the_fit():
+    data = mlm.load_dataset("contraception")
+    m = quiet_fit("use ~ urban", data, "district")
+    new = data.head(3).assign(district=data["district"].head(3).astype(str))
+    with pytest.warns(UserWarning, match=r"3 of 3 rows belong to district groups not in the fit"):
+        p = m.predict(new)
+    np.testing.assert_allclose(p, m.predict(new, include_random=False))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        m.predict(data.head(3))  # known groups: no warning

@@ -498,7 +498,14 @@ class LogitMixedResults:
                     raise ValueError(
                         f"exog has no {self.groups!r} column: add it, or use "
                         "include_random=False for an average group.")
-                eta = eta + exog[self.groups].map(self.ranef["mode"]).fillna(0.0).to_numpy(float)
+                effect = exog[self.groups].map(self.ranef["mode"])
+                unseen = int(effect.isna().sum())
+                if unseen:
+                    warnings.warn(
+                        f"predict(): {unseen} of {len(exog)} rows belong to {self.groups} groups "
+                        "not in the fit (check the ids and their type, e.g. 1 vs '1'); they get "
+                        "the average group effect 0.", UserWarning, stacklevel=2)
+                eta = eta + effect.fillna(0.0).to_numpy(float)
             index = exog.index
         values = eta if which == "link" else special.expit(eta)
         return pd.Series(values, index=index, name="log-odds" if which == "link" else "probability")
