@@ -546,3 +546,9 @@ def test_predict_warns_about_groups_not_in_the_fit():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         m.predict(data.head(3))  # known groups: no warning
+
+
+def test_groups_in_the_index_gets_a_reset_index_hint():
+    data = mlm.load_dataset("contraception").set_index("district")
+    with pytest.raises(ValueError, match=r"'district' is the index of `data`.*reset_index"):
+        mlm.fit_logit_mixed("use ~ age", data, "district")

@@ -249,6 +249,15 @@ def test_bad_input_gets_a_clear_error(data, kwargs, exc, pattern):
         fit_mixedlm(**args)
 
 
+def test_a_name_in_the_index_gets_a_reset_index_hint(data):
+    indexed = data["tutorial"].set_index("school")
+    with pytest.raises(KeyError, match=r"'school' is the index of `data`.*reset_index\(\)"):
+        fit_mixedlm("normexam ~ standlrt", indexed, groups="school")
+    with pytest.raises(KeyError, match=r"'standlrt' is the index of `data`"):
+        fit_mixedlm("normexam ~ standlrt", data["tutorial"].set_index("standlrt"),
+                    groups="school")
+
+
 def test_data_must_be_a_dataframe(data):
     with pytest.raises(TypeError, match=r"`data` must be a pandas DataFrame"):
         fit_mixedlm("normexam ~ 1", data["tutorial"].to_dict("list"), groups="school")

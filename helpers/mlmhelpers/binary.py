@@ -191,7 +191,7 @@ def fit_logit_mixed(formula, data, groups, nagq=1):
     nagq = _check_nagq(nagq)
     if not isinstance(groups, str) or groups not in data.columns:
         given = repr(groups) if isinstance(groups, str) else f"a {type(groups).__name__}"
-        hint = _suggest(groups, data.columns) if isinstance(groups, str) else ""
+        hint = _suggest(groups, data.columns, data) if isinstance(groups, str) else ""
         raise ValueError(
             f"groups must name a column of data (e.g. groups='district'), got {given}.{hint} "
             f"Columns: {', '.join(map(str, data.columns))}."
@@ -217,7 +217,7 @@ def fit_logit_mixed(formula, data, groups, nagq=1):
         if unknown:
             raise ColumnNotFoundError(
                 f"{unknown[0]!r} in the formula {formula!r} is not a column of data."
-                f"{_suggest(unknown[0], data.columns)} Check the spelling (names are "
+                f"{_suggest(unknown[0], data.columns, data)} Check the spelling (names are "
                 "case-sensitive).") from None
         raise ValueError(f"Could not build the fixed part {rhs!r} from data: {exc}") from None
     keep = np.zeros(len(frame), dtype=bool)

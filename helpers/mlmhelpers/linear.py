@@ -84,7 +84,10 @@ def _unknown_names(formula: str, columns) -> list[str]:
             if n not in cols and n not in _FORMULA_FUNCTIONS and not keyword.iskeyword(n)]
 
 
-def _suggest(name: str, columns) -> str:
+def _suggest(name: str, columns, data=None) -> str:
+    if data is not None and name in [n for n in data.index.names if n is not None]:
+        return (f" {name!r} is the index of `data` (after set_index or groupby?): "
+                "make it a column again with data.reset_index().")
     close = difflib.get_close_matches(name, [str(c) for c in columns], n=3)
     if close:
         return f" Did you mean {', '.join(repr(c) for c in close)}?"
@@ -118,7 +121,7 @@ def _check_inputs(formula, data, groups, re_formula, reml):
     if groups not in data.columns:
         raise ColumnNotFoundError(
             f"fit_mixedlm: groups={groups!r} is not a column of `data`."
-            + _suggest(groups, data.columns)
+            + _suggest(groups, data.columns, data)
             + f" Columns available: {', '.join(map(str, data.columns))}.")
     if re_formula is not None and not isinstance(re_formula, str):
         raise TypeError(
@@ -144,7 +147,7 @@ def _check_inputs(formula, data, groups, re_formula, reml):
             name = unknown[0]
             raise ColumnNotFoundError(
                 f"fit_mixedlm: {name!r} in {label} {text!r} is not a column of `data`."
-                + _suggest(name, data.columns)
+                + _suggest(name, data.columns, data)
                 + " Check the spelling (names are case-sensitive).")
     for name in [n for n in _identifiers(lhs) if n in data.columns]:
         col = data[name]
