@@ -552,3 +552,14 @@ def test_groups_in_the_index_gets_a_reset_index_hint():
     data = mlm.load_dataset("contraception").set_index("district")
     with pytest.raises(ValueError, match=r"'district' is the index of `data`.*reset_index"):
         mlm.fit_logit_mixed("use ~ age", data, "district")
+
+
+def test_nagq_is_at_most_100_like_glmer():
+    # glmer: GHrule() stops with "ord < 101L is not TRUE"; here 500 nodes used to
+    # overflow into a log-likelihood of -5e299 without an error
+    data = mlm.load_dataset("contraception")
+    with pytest.raises(ValueError, match=r"nagq=101 is too many.*at most 100"):
+        mlm.fit_logit_mixed("use ~ age", data, "district", nagq=101)
+    # 100 nodes still work, and are as accurate as glmer's 25
+    assert quiet_fit("use ~ age + urban", data, "district", nagq=100).llf == pytest.approx(
+        reference()["contra_g1_q25"]["logLik"], abs=1e-3)

@@ -58,6 +58,11 @@ def _check_nagq(nagq):
             "approximation (glmer's default) or e.g. nagq=25 for adaptive Gauss-Hermite "
             "quadrature (glmer's nAGQ = 25)."
         )
+    if nagq > 100:
+        # as glmer (its GHrule stops at 100 nodes); our nodes overflow beyond that
+        raise ValueError(
+            f"nagq={nagq} is too many quadrature points: like glmer's nAGQ it must be at most "
+            "100; nagq=25 is already accurate for a random-intercept model.")
     return int(nagq)
 
 
