@@ -563,3 +563,9 @@ def test_nagq_is_at_most_100_like_glmer():
     # 100 nodes still work, and are as accurate as glmer's 25
     assert quiet_fit("use ~ age + urban", data, "district", nagq=100).llf == pytest.approx(
         reference()["contra_g1_q25"]["logLik"], abs=1e-3)
+
+
+def test_swapped_formula_and_data_get_the_right_order():
+    data = mlm.load_dataset("contraception")
+    with pytest.raises(TypeError, match=r"formula comes first.*fit_logit_mixed\('use ~ 1', data"):
+        mlm.fit_logit_mixed(data, "use ~ 1", "district")

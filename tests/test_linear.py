@@ -258,6 +258,11 @@ def test_a_name_in_the_index_gets_a_reset_index_hint(data):
                     groups="school")
 
 
+def test_swapped_formula_and_data_get_the_right_order(data):
+    with pytest.raises(TypeError, match=r"formula comes first.*fit_mixedlm\('normexam ~ 1', data"):
+        fit_mixedlm(data["tutorial"], "normexam ~ 1", "school")
+
+
 def test_data_must_be_a_dataframe(data):
     with pytest.raises(TypeError, match=r"`data` must be a pandas DataFrame"):
         fit_mixedlm("normexam ~ 1", data["tutorial"].to_dict("list"), groups="school")

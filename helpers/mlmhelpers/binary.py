@@ -191,6 +191,10 @@ def fit_logit_mixed(formula, data, groups, nagq=1):
     >>> round(m.var_re, 4), round(m.llf, 2)
     (0.1915, -1250.2)
     """
+    if isinstance(formula, pd.DataFrame) and isinstance(data, str):
+        raise TypeError(
+            "The formula comes first and the data second: "
+            f"fit_logit_mixed({data!r}, data, groups=...).")
     if not isinstance(data, pd.DataFrame):
         raise TypeError(f"data must be a pandas DataFrame, got {type(data).__name__}.")
     nagq = _check_nagq(nagq)

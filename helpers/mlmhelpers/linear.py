@@ -95,6 +95,10 @@ def _suggest(name: str, columns, data=None) -> str:
 
 
 def _check_inputs(formula, data, groups, re_formula, reml):
+    if isinstance(formula, pd.DataFrame) and isinstance(data, str):
+        raise TypeError(
+            "fit_mixedlm: the formula comes first and the data second: "
+            f"fit_mixedlm({data!r}, data, groups=...).")
     if not isinstance(data, pd.DataFrame):
         raise TypeError(
             "fit_mixedlm: `data` must be a pandas DataFrame (for example "
