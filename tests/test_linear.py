@@ -239,6 +239,7 @@ def test_no_warning_on_a_regular_fit(data):
          r"without lme4's '\(1 \| school\)' part"),
         (dict(formula="normexam standlrt"), ValueError, r"`formula` must be a string such as"),
         (dict(formula="~ standlrt"), ValueError, r"the formula has no response"),
+        (dict(formula="normexam ~ "), ValueError, r"nothing right of '~'.*'normexam ~ 1'"),
         (dict(formula="normexam ~ standlrt + standlrt2"), KeyError, r"'standlrt2'"),
     ],
 )

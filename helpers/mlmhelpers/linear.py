@@ -145,6 +145,10 @@ def _check_inputs(formula, data, groups, re_formula, reml):
         raise ValueError(
             "fit_mixedlm: the formula has no response. Put the outcome on the left "
             "of '~', e.g. 'normexam ~ 1'.")
+    if not rhs.strip():
+        raise ValueError(
+            "fit_mixedlm: the formula has nothing right of '~'. Write the explanatory "
+            f"variables there, or 1 for the empty model: '{lhs.strip()} ~ 1'.")
     for label, text in (("formula", formula), ("re_formula", re_formula or "")):
         unknown = _unknown_names(text, data.columns)
         if unknown:
