@@ -356,6 +356,12 @@ def test_plot_coefficients():
     assert ax.get_xlabel() and ax.get_ylabel() and ax.get_title()
     assert [t.get_text() for t in ax.get_yticklabels()] == ["urban[T.Y]", "age"]
     assert any(np.allclose(line.get_xdata(), 1.0) for line in ax.get_lines())
+    # the log axis is labelled with plain numbers (1, 2), not 10^0 or 2x10^0
+    ax.figure.canvas.draw()
+    labels = [t.get_text() for t in ax.get_xticklabels() + ax.get_xticklabels(minor=True)]
+    shown = [text for text in labels if text]
+    assert "1" in shown and "2" in shown
+    assert not any("times" in text or "^" in text for text in shown), shown
     fig, ax2 = plt.subplots()
     assert mlm.plot_coefficients(m, ax=ax2) is ax2
     assert any(np.allclose(line.get_xdata(), 0.0) for line in ax2.get_lines())

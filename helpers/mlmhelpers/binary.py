@@ -794,6 +794,24 @@ def odds_ratios(result, alpha=0.05):
                          "upper": np.exp(est + q * se)})
 
 
+def _plain_log_ticks(axis):
+    """Label a log axis with plain numbers (0.5, 1, 2) instead of 5x10^-1."""
+    from matplotlib.ticker import FuncFormatter
+
+    def major(value, _pos):
+        return f"{value:g}"
+
+    def minor(value, _pos):
+        # label only the 2s and 5s between powers of ten, to avoid crowding
+        if value <= 0:
+            return ""
+        lead = value / 10 ** np.floor(np.log10(value) + 1e-9)
+        return f"{value:g}" if round(lead) in (2, 5) and abs(lead - round(lead)) < 1e-6 else ""
+
+    axis.set_major_formatter(FuncFormatter(major))
+    axis.set_minor_formatter(FuncFormatter(minor))
+
+
 def plot_coefficients(result, odds=False, ax=None, intercept=False):
     """Coefficient (forest) plot of the fixed effects with 95% intervals.
 
@@ -851,6 +869,7 @@ def plot_coefficients(result, odds=False, ax=None, intercept=False):
     ax.set_yticklabels(list(est.index))
     if odds:
         ax.set_xscale("log")
+        _plain_log_ticks(ax.xaxis)
         ax.set_xlabel("Odds ratio (log scale)")
         ax.set_title("Odds ratios with 95% confidence intervals")
     else:
