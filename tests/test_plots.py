@@ -74,7 +74,7 @@ def test_caterpillar_term_choice_and_error(m4):
 
 
 def test_caterpillar_bad_ax(m1):
-    with pytest.raises(TypeError, match=r"`ax` must be a matplotlib Axes"):
+    with pytest.raises(TypeError, match=r"ax must be a matplotlib Axes"):
         plot_caterpillar(m1, ax="left")
 
 

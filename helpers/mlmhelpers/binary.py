@@ -27,6 +27,7 @@ import patsy
 from scipy import special, stats
 
 from . import _glmm
+from ._axes import new_axes
 from .linear import ColumnNotFoundError, _suggest, _unknown_names
 
 __all__ = ["fit_logit_mixed", "LogitMixedResults", "odds_ratios", "plot_coefficients"]
@@ -840,9 +841,6 @@ def plot_coefficients(result, odds=False, ax=None, intercept=False):
     >>> ax.get_xlabel()
     'Odds ratio (log scale)'
     """
-    import matplotlib.axes
-    import matplotlib.pyplot as plt
-
     est, se, is_logit = _coefficients(result)
     if odds and not is_logit:
         raise TypeError("odds=True needs a logistic model; plot a linear model with odds=False.")
@@ -855,12 +853,7 @@ def plot_coefficients(result, odds=False, ax=None, intercept=False):
     low, high = est - q * se, est + q * se
     if odds:
         est, low, high = np.exp(est), np.exp(low), np.exp(high)
-    if ax is None:
-        _, ax = plt.subplots(figsize=(6, 0.5 * len(est) + 1.5))
-    elif not isinstance(ax, matplotlib.axes.Axes):
-        raise TypeError(
-            f"ax must be a matplotlib Axes (e.g. from plt.subplots()) or None, "
-            f"not {type(ax).__name__}.")
+    ax = new_axes(ax, figsize=(6, 0.5 * len(est) + 1.5))
     ypos = np.arange(len(est))[::-1]
     ax.errorbar(est, ypos, xerr=[est - low, high - est], fmt="o", color="tab:blue",
                 ecolor="tab:blue", capsize=3)

@@ -16,24 +16,15 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from ._axes import new_axes
+
 __all__ = ["plot_hierarchy", "plot_classification"]
 
 _COLOURS = ["#c6dbef", "#fdd0a2", "#c7e9c0", "#dadaeb", "#fcbba1"]
 
 
 def _new_axes(ax, width):
-    if ax is None:
-        import matplotlib.pyplot as plt
-
-        _, ax = plt.subplots(figsize=(min(max(width * 0.55, 4.0), 10.0), 3.2))
-    else:
-        from matplotlib.axes import Axes
-
-        if not isinstance(ax, Axes):
-            raise TypeError(
-                f"ax must be a matplotlib Axes (e.g. from plt.subplots()) or None, "
-                f"not {type(ax).__name__}")
-    return ax
+    return new_axes(ax, figsize=(min(max(width * 0.55, 4.0), 10.0), 3.2))
 
 
 def _box(ax, x, y, text, colour, fontsize):

@@ -69,8 +69,6 @@ GRADED = "graded"
 NEEDS_MANUAL = "needs manual grading"
 FAILED = "could not be graded"
 
-_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
-
 
 @dataclass
 class SubmissionResult:
@@ -169,38 +167,17 @@ def _logger(name: str = "mlmhelpers.grading"):
     return log
 
 
-_HIDDEN_CLASS = None
-
-
 def _clear_hidden_tests_class():
-    """ClearHiddenTests that also hides the code of failed hidden tests.
+    """The preprocessor that keeps hidden tests out of feedback.
 
-    nbgrader's ClearHiddenTests removes the hidden region from a test cell's
-    source, but a failing hidden assertion is still printed in the cell's
-    traceback.  This subclass replaces such a traceback by one line naming
-    the error, so feedback never shows hidden test code.
+    The same one the course's ``nbgrader_config.py`` uses
+    (:class:`mlmhelpers.practicals.ClearHiddenTestsForFeedback`): it removes
+    the hidden regions and cuts the tracebacks of test cells that had one to
+    the error's name and message, so no reference value is shown.
     """
-    global _HIDDEN_CLASS
-    if _HIDDEN_CLASS is not None:
-        return _HIDDEN_CLASS
-    from nbgrader.preprocessors import ClearHiddenTests
+    from .practicals import ClearHiddenTestsForFeedback
 
-    class ClearHiddenTestsAndTracebacks(ClearHiddenTests):
-        def preprocess_cell(self, cell, resources, cell_index):
-            hidden = _hidden_lines(cell.source, self.begin_test_delimeter, self.end_test_delimeter)
-            cell, resources = super().preprocess_cell(cell, resources, cell_index)
-            if hidden and cell.cell_type == "code":
-                for output in cell.get("outputs", []):
-                    if output.get("output_type") != "error":
-                        continue
-                    text = _ANSI.sub("", "\n".join(output.get("traceback", [])))
-                    if any(line in text for line in hidden):
-                        output["evalue"] = "a hidden test failed (its code is not shown)"
-                        output["traceback"] = [f"{output.get('ename', 'Error')}: {output['evalue']}"]
-            return cell, resources
-
-    _HIDDEN_CLASS = ClearHiddenTestsAndTracebacks
-    return _HIDDEN_CLASS
+    return ClearHiddenTestsForFeedback
 
 
 _EXECUTE_CLASS = None
@@ -230,19 +207,6 @@ def _execute_class():
 
     _EXECUTE_CLASS = ExecuteNamingFailedCell
     return _EXECUTE_CLASS
-
-
-def _hidden_lines(source: str, begin: str = "BEGIN HIDDEN TESTS", end: str = "END HIDDEN TESTS") -> list[str]:
-    """The non-trivial lines of the hidden-test regions of a cell source."""
-    lines, inside = [], False
-    for line in source.splitlines():
-        if begin in line:
-            inside = True
-        elif end in line:
-            inside = False
-        elif inside and len(line.strip()) > 3:
-            lines.append(line.strip())
-    return lines
 
 
 def _feedback_config(cfg):

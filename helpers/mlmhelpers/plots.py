@@ -12,23 +12,11 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from ._axes import new_axes as _new_axes
 from .linear import _group_name, _identifiers, _lme4_cache, _re_term_names
 from .tables import _fitted_parts, _kind, group_effects, random_effects
 
 __all__ = ["plot_caterpillar", "plot_group_lines", "plot_residuals"]
-
-
-def _new_axes(ax, figsize=(7, 4.5)):
-    if ax is not None:
-        from matplotlib.axes import Axes
-        if not isinstance(ax, Axes):
-            raise TypeError(
-                f"`ax` must be a matplotlib Axes (e.g. from plt.subplots()) or None, "
-                f"not {type(ax).__name__}.")
-        return ax
-    import matplotlib.pyplot as plt
-    _, ax = plt.subplots(figsize=figsize)
-    return ax
 
 
 def _group_label(result):

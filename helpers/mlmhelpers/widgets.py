@@ -14,6 +14,8 @@ import io
 import numpy as np
 import pandas as pd
 
+from ._axes import new_axes
+
 __all__ = ["simulate_groups", "population_vpc", "plot_groups", "variance_explorer"]
 
 
@@ -166,17 +168,7 @@ def plot_groups(data, ax=None, group_label="school", y_label="score", unit_label
             f"data needs the columns 'group' and 'y' (missing {sorted(missing)}); "
             "pass the DataFrame returned by simulate_groups()"
         )
-    if ax is None:
-        import matplotlib.pyplot as plt
-
-        _, ax = plt.subplots(figsize=(6, 4))
-    else:
-        from matplotlib.axes import Axes
-
-        if not isinstance(ax, Axes):
-            raise TypeError(
-                f"ax must be a matplotlib Axes (e.g. from plt.subplots()) or None, "
-                f"not {type(ax).__name__}")
+    ax = new_axes(ax, figsize=(6, 4))
 
     groups = np.sort(data["group"].unique())
     position = {g: k for k, g in enumerate(groups)}
