@@ -14,11 +14,12 @@ PYTEST_ARGS ?= -n 2 --dist loadfile
 
 venv: $(STAMP)
 
-$(STAMP): requirements.txt pyproject.toml
+$(STAMP): requirements.txt pyproject.toml tools/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r requirements.txt
 	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e .
+	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e tools
 	touch $(STAMP)
 
 # Wheels of every pinned requirement (and hatchling, the build backend), so
@@ -30,7 +31,7 @@ $(WHEELHOUSE): requirements.txt $(STAMP)
 	touch $(WHEELHOUSE)
 
 lab: $(STAMP)
-	$(PY) -m mlmhelpers.lab --port $(PORT)
+	$(PY) -m coursetools.lab --port $(PORT)
 
 # One BLAS thread per process: two pytest workers (and their notebook kernels)
 # share two cores, and competing BLAS threads slow the fits several-fold.
@@ -41,10 +42,10 @@ test: $(STAMP) $(WHEELHOUSE)
 		--nbval-lax --nbval-sanitize-with tests/nbval_sanitize.cfg $(ARGS)
 
 slides: $(STAMP)
-	$(PY) -m mlmhelpers.slides course build/slides
+	$(PY) -m coursetools.slides course build/slides
 
 grade: $(STAMP)
-	$(PY) -m mlmhelpers.grading $(ARGS)
+	$(PY) -m coursetools.grading $(ARGS)
 
 bench: $(STAMP)
 	$(PY) benchmarks/run.py

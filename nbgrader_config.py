@@ -6,7 +6,7 @@ The course root is the folder holding this file (the repository root):
   hidden tests and marking rubrics (nbgrader's *source* directory);
 * ``practicals/practicalN/practicalN.ipynb`` - the student versions, generated
   from the source (nbgrader's *release* directory).  Never edit them by hand:
-  run ``python -m mlmhelpers.practicals`` after changing a solution.
+  run ``python -m coursetools.practicals`` after changing a solution.
 
 ``submitted/``, ``autograded/``, ``feedback/``, ``gradebook.db`` and the
 exchange folder ``.exchange/`` are created here on demand and are not part of
@@ -24,12 +24,12 @@ c = get_config()  # noqa: F821 - provided by nbgrader when it reads this file
 _ROOT = os.path.dirname(os.path.abspath(__file__))
 
 try:
-    from mlmhelpers.practicals import ClearHiddenTestsForFeedback
-except ImportError:  # the course library is not installed: use it from helpers/
-    sys.path.insert(0, os.path.join(_ROOT, "helpers"))
-    for _name in [m for m in sys.modules if m.split(".")[0] == "mlmhelpers"]:
+    from coursetools.practicals import ClearHiddenTestsForFeedback
+except ImportError:  # the tutor tools are not installed: use them from tools/
+    sys.path.insert(0, os.path.join(_ROOT, "tools"))
+    for _name in [m for m in sys.modules if m.split(".")[0] == "coursetools"]:
         del sys.modules[_name]
-    from mlmhelpers.practicals import ClearHiddenTestsForFeedback
+    from coursetools.practicals import ClearHiddenTestsForFeedback
 
 c.CourseDirectory.root = _ROOT
 c.CourseDirectory.course_id = "multilevel"

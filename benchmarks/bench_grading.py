@@ -8,7 +8,7 @@ Targets from the course's issue: every solution notebook executes in under
 2. A throw-away course (the real ``nbgrader_config.py`` and ``solutions/``)
    receives two submissions per practical - ``model`` (the source notebook,
    every answer complete) and ``blank`` (the committed student version,
-   untouched) - and ``mlmhelpers.grading.grade_course`` grades them.  The
+   untouched) - and ``coursetools.grading.grade_course`` grades them.  The
    table shows nbgrader's autograde time (kernel start, execution, saving the
    grades) and the feedback time per submission.
 
@@ -51,7 +51,7 @@ def time_solution(assignment: str) -> float:
 
 def time_autograding(assignments: list[str]):
     """Grade a model and a blank submission of each practical; return results."""
-    from mlmhelpers.grading import grade_course
+    from coursetools.grading import grade_course
 
     with tempfile.TemporaryDirectory(prefix="bench-grading-") as tmp:
         course = Path(tmp)

@@ -4,7 +4,7 @@ Playwright for Python drives Debian's Chromium (``/usr/bin/chromium``; ``.ci/run
 installs it with apt-get, Playwright cannot download a browser of its own here)
 headless, with background networking off.  The test
 
-1. starts JupyterLab the way ``make lab`` does (``mlmhelpers.lab.build_command``:
+1. starts JupyterLab the way ``make lab`` does (``coursetools.lab.build_command``:
    ``--allow-root`` as root, landing page as default URL) on a free localhost
    port with a token, serving a temporary copy of the course (so no checkpoints,
    gradebook or exchange files are left in the repository);
@@ -105,7 +105,7 @@ def artifacts():
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory):
     """JupyterLab started like `make lab`, on a copy of the course; stopped afterwards."""
-    from mlmhelpers.lab import build_command, lab_url
+    from coursetools.lab import build_command, lab_url
 
     for rel in (PRACTICAL, SOLUTION, LECTURE, "index.ipynb"):
         if not (REPO / rel).exists():

@@ -1,4 +1,4 @@
-"""Round trip of the tutor's grading workflow (``python -m mlmhelpers.grading``).
+"""Round trip of the tutor's grading workflow (``python -m coursetools.grading``).
 
 A throw-away course is built from the real ``nbgrader_config.py`` and
 ``solutions/practical1``: the student version is generated, seven students
@@ -119,7 +119,7 @@ def _generate_student_version(course: Path):
     from nbgrader.converters import GenerateAssignment
     from nbgrader.utils import temp_attrs
 
-    from mlmhelpers import grading
+    from coursetools import grading
 
     grading._venv_on_path()
     cfg = grading._config(course)
@@ -158,7 +158,7 @@ def _answered(student_nb, src: Source, markdown: bool = False, replace: dict | N
 
 def _run(course: Path, *args: str) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "mlmhelpers.grading", "--course-dir", str(course),
+        [sys.executable, "-m", "coursetools.grading", "--course-dir", str(course),
          "--timeout", str(TIMEOUT), *args],
         capture_output=True, text=True, timeout=600,
     )
@@ -309,7 +309,7 @@ def test_manual_scores_survive_a_rerun(graded, src):
     """After the tutor grades the written answers, a rerun reports 'graded'."""
     from nbgrader.api import Gradebook
 
-    from mlmhelpers import grading
+    from coursetools import grading
 
     course, _, _ = graded
     coursedir = grading._coursedir(grading._config(course))
@@ -348,7 +348,7 @@ def test_feedback_fallback_clears_hidden_tests_and_their_tracebacks():
     from nbformat.v4 import new_code_cell, new_output
     from traitlets.config import Config
 
-    from mlmhelpers import grading
+    from coursetools import grading
 
     steps = grading._feedback_config(Config()).GenerateFeedback.preprocessors
     cls = grading._clear_hidden_tests_class()

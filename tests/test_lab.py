@@ -1,4 +1,4 @@
-"""`make lab` (python -m mlmhelpers.lab): prints one address that opens the landing page."""
+"""`make lab` (python -m coursetools.lab): prints one address that opens the landing page."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import urllib.request
 
 from _labserver import free_port
 
-from mlmhelpers.lab import REPO, build_command
+from coursetools.lab import REPO, build_command
 
 
 def test_build_command_as_root_and_landing_page():
@@ -30,7 +30,7 @@ def test_make_lab_prints_working_address_and_stops_cleanly(tmp_path):
                JUPYTER_RUNTIME_DIR=str(tmp_path / "runtime"))
     out = tmp_path / "stdout.txt"
     with open(out, "w") as fh:
-        proc = subprocess.Popen([sys.executable, "-m", "mlmhelpers.lab", "--port", str(port)],
+        proc = subprocess.Popen([sys.executable, "-m", "coursetools.lab", "--port", str(port)],
                                 cwd=tmp_path, env=env, stdout=fh, stderr=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 90

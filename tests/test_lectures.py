@@ -183,7 +183,7 @@ def test_data_only_through_the_library(path):
 
 
 def test_slides_render_one_lecture(tmp_path):
-    from mlmhelpers.slides import build_slides, main
+    from coursetools.slides import build_slides, main
 
     source = NOTEBOOKS[0]
     (out,) = build_slides(source, tmp_path)
@@ -200,7 +200,7 @@ def test_slides_render_one_lecture(tmp_path):
 def test_slides_docstring_example_runs():
     import doctest
 
-    import mlmhelpers.slides as slides_module
+    import coursetools.slides as slides_module
 
     failures, tried = doctest.testmod(slides_module)
     assert tried > 0 and failures == 0

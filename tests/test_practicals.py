@@ -24,7 +24,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from mlmhelpers.practicals import ASSIGNMENTS, generate_practicals, load_config
+from coursetools.practicals import ASSIGNMENTS, generate_practicals, load_config
 
 REPO = Path(__file__).resolve().parents[1]
 FIXTURE = REPO / "tests" / "fixtures" / "practical_reference.json"
@@ -187,7 +187,7 @@ def test_practicals_are_generated_not_edited(tmp_path):
         new = json.loads((tmp_path / rel).read_text())
         old = json.loads((PRACTICALS / rel).read_text())
         assert new == old, (f"practicals/{rel} differs from what nbgrader generates; "
-                            "run `python -m mlmhelpers.practicals` and commit the result")
+                            "run `python -m coursetools.practicals` and commit the result")
 
 
 @pytest.mark.parametrize("name", ASSIGNMENTS)

@@ -3,7 +3,7 @@
 Usage, from the course folder (the one holding ``nbgrader_config.py``)::
 
     make grade
-    python -m mlmhelpers.grading [--course-dir DIR] [--assignment NAME] [--student ID]
+    python -m coursetools.grading [--course-dir DIR] [--assignment NAME] [--student ID]
                                  [--timeout SECONDS] [--max-time SECONDS] [--no-feedback]
 
 Put each student's notebooks in ``submitted/<student>/<assignment>/`` (what
@@ -44,7 +44,7 @@ line hides such failures in its log, which is why this module drives nbgrader
 from Python and inspects the gradebook and the autograded notebooks itself.
 Every run regrades all selected submissions.
 
-This module is not imported by ``mlmhelpers`` itself: it needs nbgrader, which
+This module is not imported by ``mlmhelpers`` (the students' library): it needs nbgrader, which
 students do not.
 """
 
@@ -158,7 +158,7 @@ def _coursedir(cfg):
     return CourseDirectory(config=cfg)
 
 
-def _logger(name: str = "mlmhelpers.grading"):
+def _logger(name: str = "coursetools.grading"):
     import logging
 
     log = logging.getLogger(name)
@@ -171,7 +171,7 @@ def _clear_hidden_tests_class():
     """The preprocessor that keeps hidden tests out of feedback.
 
     The same one the course's ``nbgrader_config.py`` uses
-    (:class:`mlmhelpers.practicals.ClearHiddenTestsForFeedback`): it removes
+    (:class:`coursetools.practicals.ClearHiddenTestsForFeedback`): it removes
     the hidden regions and cuts the tracebacks of test cells that had one to
     the error's name and message, so no reference value is shown.
     """
@@ -181,7 +181,7 @@ def _clear_hidden_tests_class():
 
 
 _EXECUTE_CLASS = None
-_FAILED_CELL = "mlmhelpers: execution stopped in cell"
+_FAILED_CELL = "coursetools: execution stopped in cell"
 
 
 def _execute_class():
@@ -638,7 +638,7 @@ def _write_csv(results: list[SubmissionResult], path: Path) -> None:
 def main(argv: list[str] | None = None) -> int:
     """Command-line entry point; returns the exit status."""
     parser = argparse.ArgumentParser(
-        prog="python -m mlmhelpers.grading",
+        prog="python -m coursetools.grading",
         description="Autograde every submission under submitted/<student>/<assignment>/, "
         "write feedback and grades.csv, and report each submission.",
     )

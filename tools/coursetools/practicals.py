@@ -6,7 +6,7 @@ rubrics, is ``solutions/practicalN/practicalN.ipynb``.  The student version in
 ``generate_assignment`` step and must never be edited by hand.  After changing
 a solution, regenerate the student versions from the repository root with::
 
-    python -m mlmhelpers.practicals
+    python -m coursetools.practicals
 
 The generation runs in a temporary copy of the course, so it leaves no
 ``gradebook.db`` or other nbgrader files behind.
@@ -46,7 +46,7 @@ def course_root() -> Path:
 
     Examples
     --------
-    >>> from mlmhelpers.practicals import course_root
+    >>> from coursetools.practicals import course_root
     >>> (course_root() / "nbgrader_config.py").exists()
     True
     """
@@ -74,7 +74,7 @@ def load_config(root):
 
     Examples
     --------
-    >>> from mlmhelpers.practicals import course_root, load_config
+    >>> from coursetools.practicals import course_root, load_config
     >>> load_config(course_root()).CourseDirectory.source_directory
     'solutions'
     """
@@ -98,7 +98,7 @@ def nbgrader_environment():
     Examples
     --------
     >>> import shutil
-    >>> from mlmhelpers.practicals import nbgrader_environment
+    >>> from coursetools.practicals import nbgrader_environment
     >>> with nbgrader_environment():
     ...     shutil.which("alembic") is not None
     True
@@ -140,7 +140,7 @@ def generate_practicals(root=None, output=None, assignments=ASSIGNMENTS):
     Examples
     --------
     >>> import tempfile
-    >>> from mlmhelpers.practicals import generate_practicals
+    >>> from coursetools.practicals import generate_practicals
     >>> out = tempfile.mkdtemp()
     >>> [p.name for p in generate_practicals(output=out, assignments=["practical1"])]
     ['practical1.ipynb']
@@ -228,7 +228,7 @@ def __getattr__(name):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(
-        prog="python -m mlmhelpers.practicals",
+        prog="python -m coursetools.practicals",
         description="Regenerate practicals/ (student versions) from solutions/ with nbgrader.",
     )
     parser.add_argument("assignments", nargs="*", default=list(ASSIGNMENTS),

@@ -2,7 +2,7 @@
 
 Usage::
 
-    python -m mlmhelpers.slides course build/slides
+    python -m coursetools.slides course build/slides
 
 Every ``*.ipynb`` in the source folder becomes ``<name>.slides.html`` in the
 target folder.  The notebooks are rendered as committed (already executed);
@@ -61,7 +61,7 @@ def build_slides(source="course", target="build/slides", reveal_url_prefix=None,
     else:
         raise FileNotFoundError(
             f"{source} is neither a folder of notebooks nor a .ipynb file; "
-            "run from the repository root: python -m mlmhelpers.slides course build/slides"
+            "run from the repository root: python -m coursetools.slides course build/slides"
         )
     if not notebooks:
         raise FileNotFoundError(f"no .ipynb files in {source}")
@@ -85,9 +85,9 @@ def build_slides(source="course", target="build/slides", reveal_url_prefix=None,
 
 
 def main(argv=None):
-    """Command-line entry point: ``python -m mlmhelpers.slides SOURCE TARGET``."""
+    """Command-line entry point: ``python -m coursetools.slides SOURCE TARGET``."""
     parser = argparse.ArgumentParser(
-        prog="python -m mlmhelpers.slides",
+        prog="python -m coursetools.slides",
         description="Render lecture notebooks as reveal.js slideshows.",
     )
     parser.add_argument("source", nargs="?", default="course", help="folder of notebooks or one notebook")

@@ -8,7 +8,7 @@ one address to open, token included.
 
 Usage::
 
-    python -m mlmhelpers.lab [--port 8888] [--ip 127.0.0.1] [--browser]
+    python -m coursetools.lab [--port 8888] [--ip 127.0.0.1] [--browser]
 
 The end-to-end browser test (``tests/test_browser.py``) starts the server with
 the same :func:`build_command`.
