@@ -142,7 +142,7 @@ def test_source_structure(name):
     tests = _grade_test_cells(nb)
     auto_points = sum(_nbgrader(c)["points"] for c in tests)
     manual = [c for c in nb.cells if _nbgrader(c).get("grade") and _nbgrader(c).get("solution")]
-    assert 9 <= auto_points <= 11, f"{name}: {auto_points} autograded points (about 10 wanted)"
+    assert 9 <= auto_points <= 12, f"{name}: {auto_points} autograded points (10 to 12 wanted)"
     assert manual and all(c.cell_type == "markdown" for c in manual)
     manual_points = sum(_nbgrader(c)["points"] for c in manual)
     stated = re.search(r"About (\d+) points are marked automatically and (\d+) by your tutor",
@@ -209,27 +209,44 @@ def test_student_versions_hide_solutions_and_hidden_tests(name):
 # validation (executes the notebooks)
 # ---------------------------------------------------------------------------
 
-_RUNS: dict[str, tuple[dict, dict]] = {}
+_RUNS: dict[str, tuple[dict, dict, str]] = {}
+
+# First cell of the validated copy: keep a copy of everything the notebook prints
+# (ipykernel 7 gives each cell its own stdout, so print itself is wrapped).
+_TEE = """import builtins as _builtins, io as _io
+_printed = []
+def _print(*args, _print=_builtins.print, **kwargs):
+    if kwargs.get("file") is None:
+        _buffer = _io.StringIO()
+        _print(*args, **{**kwargs, "file": _buffer})
+        _printed.append(_buffer.getvalue())
+    return _print(*args, **kwargs)
+_builtins.print = _print"""
 
 
 def _run_solution(name, tmp_root):
-    """Validate a copy of the solution; also dump every answer variable."""
+    """Validate a copy of the solution; also dump every answer variable and the printed text."""
     if name not in _RUNS:
         work = tmp_root / name
         work.mkdir(parents=True)
         nb = _source(name)
         names = sorted(_reference()[name])
+        tee = nbformat.v4.new_code_cell(_TEE)
+        tee["id"] = "tee-printed"
+        nb.cells.insert(0, tee)
         dump = nbformat.v4.new_code_cell(
             "import json as _json\n"
             f"_json.dump({{_n: float(globals()[_n]) for _n in {names!r} if _n in globals()}}, "
-            "open('answers.json', 'w'))")
+            "open('answers.json', 'w'))\n"
+            "open('printed.txt', 'w').write(''.join(_printed))")
         dump["id"] = "dump-answers"
         nb.cells.append(dump)
         path = work / f"{name}.ipynb"
         nbformat.write(nb, path)
         results = _validate(path, _config(tmp_root))
         answers = json.loads((work / "answers.json").read_text())
-        _RUNS[name] = (results, answers)
+        printed = (work / "printed.txt").read_text()
+        _RUNS[name] = (results, answers, printed)
     return _RUNS[name]
 
 
@@ -242,7 +259,7 @@ def run_root(tmp_path_factory):
 @pytest.mark.parametrize("name", ASSIGNMENTS)
 def test_solution_passes_validation(name, run_root):
     """nbgrader's validator: every test cell of the solution passes, hidden tests included."""
-    results, _ = _run_solution(name, run_root)
+    results, _, _ = _run_solution(name, run_root)
     failed = results.get("failed", [])
     assert results == {}, "solution fails:\n" + "\n\n".join(
         f["source"] + "\n" + f["raw_error"] for f in failed)
@@ -252,7 +269,7 @@ def test_solution_passes_validation(name, run_root):
 @pytest.mark.parametrize("name", ASSIGNMENTS)
 def test_library_reproduces_lme4_answers(name, run_root):
     """The solution's answers (computed with mlmhelpers) agree with lme4/glmer."""
-    _, answers = _run_solution(name, run_root)
+    _, answers, _ = _run_solution(name, run_root)
     ref = _reference()[name]
     assert set(answers) == set(ref)
     for var, entry in ref.items():
@@ -263,6 +280,34 @@ def test_library_reproduces_lme4_answers(name, run_root):
             assert math.isclose(ours, value, rel_tol=1e-2, abs_tol=1e-300), f"{var}: ours {ours}, lme4 {value}"
         else:
             assert math.isclose(ours, value, rel_tol=2e-4, abs_tol=2e-4), f"{var}: ours {ours}, lme4 {value}"
+
+
+# "p = 0", "p-value: 0.0", "Pr(>Chisq) 0", "p ≈ 0": a p-value shown as exactly zero
+_P_ZERO = re.compile(r"(\bp(-value)?|Pr\(>\S*\))\s*(=|:|≈|\s)\s*0(\.0*)?(?![\d.]|e-)", re.I)
+
+
+@pytest.mark.parametrize("text, zero", [
+    ("LR = 4580.6, p = 0", True), ("p-value: 0.0", True), ("(p ≈ 0)", True),
+    ("Pr(>Chisq) 0", True), ("p < 2e-16", False), ("p = 0.012", False), ("p = 0.5", False),
+    ("p = 1.3e-21", False), ("p < 0.001", False)])
+def test_zero_pvalue_pattern(text, zero):
+    assert bool(_P_ZERO.search(text)) == zero
+
+
+@pytest.mark.parametrize("name", ASSIGNMENTS)
+def test_model_answers_never_give_a_pvalue_of_zero(name):
+    for cell in _source(name).cells:
+        assert not _P_ZERO.search(cell.source), f"{name}/{cell.id}: {_P_ZERO.search(cell.source)[0]!r}"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ASSIGNMENTS)
+def test_solution_never_prints_a_pvalue_of_zero(name, run_root):
+    """What a solution prints shows tiny p-values as R does ('< 2e-16'), never as 0."""
+    _, answers, printed = _run_solution(name, run_root)
+    assert not _P_ZERO.search(printed), f"{name} prints {_P_ZERO.search(printed)[0]!r}"
+    if any(v < 2e-16 for k, v in answers.items() if "pvalue" in k):
+        assert "p < 2e-16" in printed, f"{name}: a tiny p-value is not printed as '< 2e-16'"
 
 
 @pytest.mark.slow
