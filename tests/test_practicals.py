@@ -212,7 +212,8 @@ def test_student_versions_hide_solutions_and_hidden_tests(name):
 _RUNS: dict[str, tuple[dict, dict, str]] = {}
 
 # First cell of the validated copy: keep a copy of everything the notebook prints
-# (ipykernel 7 gives each cell its own stdout, so print itself is wrapped).
+# and of the text form of each cell's result (ipykernel 7 gives each cell its own
+# stdout, so print itself is wrapped).
 _TEE = """import builtins as _builtins, io as _io
 _printed = []
 def _print(*args, _print=_builtins.print, **kwargs):
@@ -221,7 +222,11 @@ def _print(*args, _print=_builtins.print, **kwargs):
         _print(*args, **{**kwargs, "file": _buffer})
         _printed.append(_buffer.getvalue())
     return _print(*args, **kwargs)
-_builtins.print = _print"""
+_builtins.print = _print
+def _keep_result(result):
+    if result.result is not None:
+        _printed.append(str(result.result) + "\\n")
+get_ipython().events.register("post_run_cell", _keep_result)"""
 
 
 def _run_solution(name, tmp_root):
