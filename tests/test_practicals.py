@@ -142,7 +142,7 @@ def test_source_structure(name):
     tests = _grade_test_cells(nb)
     auto_points = sum(_nbgrader(c)["points"] for c in tests)
     manual = [c for c in nb.cells if _nbgrader(c).get("grade") and _nbgrader(c).get("solution")]
-    assert 9 <= auto_points <= 12, f"{name}: {auto_points} autograded points (10 to 12 wanted)"
+    assert 9 <= auto_points <= 12, f"{name}: {auto_points} autograded points (9 to 12 wanted)"
     assert manual and all(c.cell_type == "markdown" for c in manual)
     manual_points = sum(_nbgrader(c)["points"] for c in manual)
     stated = re.search(r"About (\d+) points are marked automatically and (\d+) by your tutor",
