@@ -161,9 +161,11 @@ def _exercises(nb):
 def test_exercises_with_folded_executed_solutions(path):
     """Two or three 'your turn' tasks: prompt, starter cell, solution cell folded in JupyterLab.
 
-    JupyterLab 4 opens a cell with metadata jupyter.source_hidden / outputs_hidden collapsed;
-    the solution is still an ordinary code cell, so nbval runs it (and compares its output when
-    it starts with the check mark) and `test_committed_executed_in_order_without_errors` sees it.
+    JupyterLab 4 opens a code cell with its input folded when metadata jupyter.source_hidden is
+    true and its output folded when metadata collapsed is true (it does not read
+    jupyter.outputs_hidden, nbformat's newer name, which is set too for other front ends).  The
+    solution is still an ordinary code cell, so nbval runs it (and compares its output when it
+    starts with the check mark) and `test_committed_executed_in_order_without_errors` sees it.
     """
     nb = _read(path)
     exercises = _exercises(nb)
@@ -177,6 +179,7 @@ def test_exercises_with_folded_executed_solutions(path):
         assert solution.cell_type == "code" and "solution" in solution.metadata.get("tags", []), prompt.source
         assert solution.metadata.get("jupyter") == {"source_hidden": True, "outputs_hidden": True}, (
             "solution cells are folded: metadata jupyter.source_hidden and outputs_hidden")
+        assert solution.metadata.get("collapsed") is True, "JupyterLab folds outputs by metadata 'collapsed'"
         assert solution.metadata["slideshow"]["slide_type"] == "skip", "solutions stay out of the slides"
         assert "# Solution" in solution.source
         assert solution.outputs, f"solution cell was not executed or prints nothing:\n{solution.source}"
