@@ -141,15 +141,57 @@ def test_teaching_structure(path):
     assert opened >= 2, "self-check answers are folded in <details> blocks (at least two questions)"
     assert opened == text.count("</details>"), "unbalanced <details> blocks"
     assert text.count("<summary>") == opened
-    # the self-check comes after the summary, at the end of the lecture
-    last_headings = [s for s in markdown[-3:] if s.startswith("## ")]
-    assert any(s.startswith("## Self-check") for s in last_headings)
+    # the lecture ends: summary, self-check questions, exercises, (references)
+    headings = [s.split("\n", 1)[0] for s in markdown if s.startswith("## ")]
+    tail = headings[headings.index(next(h for h in headings if h.startswith("## Summary"))):]
+    assert [h.split()[1] for h in tail[:3]] == ["Summary", "Self-check", "Exercises"], tail
+    assert all(h.startswith("## References") for h in tail[3:]), tail
+
+
+def _exercises(nb):
+    """(prompt, starter, solution) cells of each '### Exercise N' in the notebook."""
+    out = []
+    for i, cell in enumerate(nb.cells):
+        if cell.cell_type == "markdown" and cell.source.startswith("### Exercise"):
+            out.append((cell, nb.cells[i + 1], nb.cells[i + 2]))
+    return out
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=ids)
+def test_exercises_with_folded_executed_solutions(path):
+    """Two or three 'your turn' tasks: prompt, starter cell, solution cell folded in JupyterLab.
+
+    JupyterLab 4 opens a code cell with its input folded when metadata jupyter.source_hidden is
+    true and its output folded when metadata collapsed is true (it does not read
+    jupyter.outputs_hidden, nbformat's newer name, which is set too for other front ends).  The
+    solution is still an ordinary code cell, so nbval runs it (and compares its output when it
+    starts with the check mark) and `test_committed_executed_in_order_without_errors` sees it.
+    """
+    nb = _read(path)
+    exercises = _exercises(nb)
+    assert 2 <= len(exercises) <= 3, f"{path.name}: {len(exercises)} exercises (want 2 or 3)"
+    numbers = [int(re.match(r"### Exercise (\d+)", p.source).group(1)) for p, _, _ in exercises]
+    assert numbers == list(range(1, len(exercises) + 1))
+    for prompt, starter, solution in exercises:
+        assert starter.cell_type == "code" and "exercise" in starter.metadata.get("tags", []), prompt.source
+        assert "# your code here" in starter.source, "the starter cell tells the student where to write"
+        assert not starter.outputs, "the starter cell runs without output (nbval executes it)"
+        assert solution.cell_type == "code" and "solution" in solution.metadata.get("tags", []), prompt.source
+        assert solution.metadata.get("jupyter") == {"source_hidden": True, "outputs_hidden": True}, (
+            "solution cells are folded: metadata jupyter.source_hidden and outputs_hidden")
+        assert solution.metadata.get("collapsed") is True, "JupyterLab folds outputs by metadata 'collapsed'"
+        assert solution.metadata["slideshow"]["slide_type"] == "skip", "solutions stay out of the slides"
+        assert solution.source.startswith("# Solution"), "the folded cell shows its first line: '# Solution'"
+        assert solution.outputs, f"solution cell was not executed or prints nothing:\n{solution.source}"
+        text = "".join(o.get("text", "") for o in solution.outputs if o.output_type == "stream")
+        assert re.search(r"\d", text) or _has_image(solution), "a solution shows its result"
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=ids)
 def test_checked_cells_print_deterministic_numbers(path):
     nb = _read(path)
-    checked = [c for c in _code_cells(nb) if c.source.startswith(CHECK_MARK)]
+    # nbval honours the marker on any comment line (solution cells open with '# Solution')
+    checked = [c for c in _code_cells(nb) if CHECK_MARK in (line.strip() for line in c.source.splitlines())]
     assert checked, f"{path.name} has no '{CHECK_MARK}' cell: nbval would compare nothing"
     for cell in checked:
         text = "".join(
@@ -204,3 +246,46 @@ def test_slides_docstring_example_runs():
 
     failures, tried = doctest.testmod(slides_module)
     assert tried > 0 and failures == 0
+
+
+P_COLUMN = re.compile(r"(P>\|[tz]\||Pr\(>[^)]*\))$")
+P_ZERO = re.compile(r"\bp(-value)?\b[^=\n]{0,40}=\s*0(\.0*)?(?![\d.e])", re.I)
+
+
+def _zero_p_values(text):
+    """Places where a printed p-value reads as 0: 'p = 0.0', or a 0 in a table's p column."""
+    found = [m.group(0) for m in P_ZERO.finditer(text)]
+    in_table = False
+    for line in text.splitlines():
+        if P_COLUMN.search(line.rstrip()):
+            in_table = True
+            continue
+        if not line.strip():
+            in_table = False
+            continue
+        if in_table:
+            last = line.split()[-1]
+            try:
+                if float(last) == 0:
+                    found.append(line)
+            except ValueError:
+                pass
+    return found
+
+
+def test_zero_p_value_finder():
+    assert _zero_p_values("             Coef.  P>|t|\nIntercept  2.07  0.0\nx  3.1  < 2e-16\n")
+    assert _zero_p_values("likelihood ratio: p = 0.000")
+    assert not _zero_p_values("    Estimate  Pr(>|z|)\nage  0.009  0.0952\nurban 0.65  < 2e-16")
+    assert not _zero_p_values("p = 4.24e-11, boundary-corrected p = 0.116")
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=ids)
+def test_no_p_value_prints_as_zero(path):
+    """p-values are printed as R prints them ('< 2e-16'), never as 0 or 0.0."""
+    bad = []
+    for cell in _code_cells(_read(path)):
+        for o in cell.outputs:
+            text = o.get("text", "") if o.output_type == "stream" else o.get("data", {}).get("text/plain", "")
+            bad += _zero_p_values(text)
+    assert not bad, f"{path.name} prints p-values as 0: {bad}"
