@@ -7,6 +7,7 @@ students can hold beside R output.
 
 from .data import data_dir, dataset_names, load_dataset
 from .linear import ColumnNotFoundError, SingularFitWarning, fit_mixedlm
+from .results import LinearMixedResults, MixedResults
 from .tables import (
     LRTestResult,
     compare_models,
@@ -30,6 +31,8 @@ __all__ = [
     "dataset_names",
     "data_dir",
     "fit_mixedlm",
+    "LinearMixedResults",
+    "MixedResults",
     "SingularFitWarning",
     "ColumnNotFoundError",
     "fixed_effects",
