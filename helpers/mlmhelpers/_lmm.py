@@ -44,36 +44,61 @@ GRAD_TOL = 1e-3      # largest projected-gradient entry accepted as an optimum
 
 
 def _inv_logdet(A):
-    """Inverses and log-determinants of a stack of symmetric positive definite blocks."""
-    q = A.shape[-1]
+    """Inverses and log-determinants of symmetric positive definite blocks.
+
+    ``A`` is (q, q, m): block ``j`` is ``A[:, :, j]`` (groups last, so every
+    operation below runs over contiguous vectors of length m).
+    """
+    q = A.shape[0]
     if q == 1:
-        a = A[:, 0, 0]
-        return (1.0 / a)[:, None, None], np.log(a)
+        return 1.0 / A, np.log(A[0, 0])
     if q == 2:
-        a, b, d = A[:, 0, 0], A[:, 0, 1], A[:, 1, 1]
+        a, b, d = A[0, 0], A[0, 1], A[1, 1]
         det = a * d - b * b
         inv = np.empty_like(A)
-        inv[:, 0, 0] = d / det
-        inv[:, 1, 1] = a / det
-        inv[:, 0, 1] = inv[:, 1, 0] = -b / det
+        inv[0, 0] = d / det
+        inv[1, 1] = a / det
+        inv[0, 1] = inv[1, 0] = -b / det
         return inv, np.log(det)
-    L = np.linalg.cholesky(A)
+    stack = np.moveaxis(A, 2, 0)
+    L = np.linalg.cholesky(stack)
     Linv = np.linalg.inv(L)
-    return np.matmul(np.swapaxes(Linv, 1, 2), Linv), 2.0 * np.log(
-        np.diagonal(L, axis1=1, axis2=2)).sum(axis=1)
+    inv = np.matmul(np.swapaxes(Linv, 1, 2), Linv)
+    return np.moveaxis(inv, 0, 2), 2.0 * np.log(np.diagonal(L, axis1=1, axis2=2)).sum(axis=1)
+
+
+def _bmm(A, B):
+    """Blockwise products A_j B_j of (r, s, m) and (s, t, m) stacks -> (r, t, m)."""
+    out = np.zeros((A.shape[0], B.shape[1], A.shape[2]))
+    for k in range(A.shape[1]):
+        out += A[:, k, None, :] * B[None, k, :, :]
+    return out
+
+
+def _bmv(A, v):
+    """Blockwise products A_j v_j of (r, s, m) and (s, m) -> (r, m)."""
+    return np.einsum("rsm,sm->rm", A, v) if A.shape[1] > 1 else A[:, 0, :] * v[0]
+
+
+def _left(T, A):
+    """T A_j for a fixed (r, s) matrix T and an (s, t, m) stack -> (r, t, m)."""
+    return np.tensordot(T, A, axes=([1], [0]))
 
 
 @dataclass
 class Crossprods:
-    """Per-group cross-products of the design: all the deviance needs."""
+    """Per-group cross-products of the design: all the deviance needs.
+
+    Stored with the groups last: ``ZtZ[a, b, j]`` is ``(Z_j'Z_j)[a, b]``.
+    """
 
     n: int
     p: int
     q: int
     m: int
-    ZtZ: np.ndarray   # (m, q, q)
-    ZtX: np.ndarray   # (m, q, p)
-    Zty: np.ndarray   # (m, q)
+    ZtZ: np.ndarray   # (q, q, m)
+    ZtX: np.ndarray   # (q, p, m)
+    Zty: np.ndarray   # (q, m)
     XtX: np.ndarray   # (p, p)
     Xty: np.ndarray   # (p,)
     yty: float
@@ -87,16 +112,16 @@ class Crossprods:
         Z = np.asarray(Z, dtype=float)
         n, p = X.shape
         q = Z.shape[1]
-        ZtZ = np.empty((m, q, q))
-        ZtX = np.empty((m, q, p))
-        Zty = np.empty((m, q))
+        ZtZ = np.empty((q, q, m))
+        ZtX = np.empty((q, p, m))
+        Zty = np.empty((q, m))
         for a in range(q):
             za = Z[:, a]
             for b in range(a, q):
-                ZtZ[:, a, b] = ZtZ[:, b, a] = np.bincount(codes, za * Z[:, b], minlength=m)
+                ZtZ[a, b] = ZtZ[b, a] = np.bincount(codes, za * Z[:, b], minlength=m)
             for b in range(p):
-                ZtX[:, a, b] = np.bincount(codes, za * X[:, b], minlength=m)
-            Zty[:, a] = np.bincount(codes, za * y, minlength=m)
+                ZtX[a, b] = np.bincount(codes, za * X[:, b], minlength=m)
+            Zty[a] = np.bincount(codes, za * y, minlength=m)
         return cls(n=n, p=p, q=q, m=m, ZtZ=ZtZ, ZtX=ZtX, Zty=Zty, XtX=X.T @ X,
                    Xty=X.T @ y, yty=float(y @ y), tril=np.tril_indices(q))
 
@@ -117,22 +142,22 @@ class Crossprods:
 
     # -- the penalised least-squares solution -------------------------------------
     def _solve(self, theta):
+        q = self.q
         T = self.lam(theta)
-        Tt = T.T
-        TS = np.matmul(Tt, self.ZtZ)                    # T' S_j          (m, q, q)
-        A = np.matmul(TS, T)
-        A[:, range(self.q), range(self.q)] += 1.0
+        TS = _left(T.T, self.ZtZ)                       # T' S_j          (q, q, m)
+        A = np.tensordot(TS, T, axes=([1], [0])).transpose(0, 2, 1)  # T' S_j T
+        A[range(q), range(q)] += 1.0
         G, logdetA = _inv_logdet(A)
-        TB = np.matmul(Tt, self.ZtX)                    # T' B_j          (m, q, p)
-        Tc = self.Zty @ T                               # T' c_j          (m, q)
-        GTB = np.matmul(G, TB)
-        GTc = np.einsum("jab,jb->ja", G, Tc)
-        M = self.XtX - np.einsum("jqp,jqr->pr", TB, GTB)
-        rhs = self.Xty - np.einsum("jqp,jq->p", TB, GTc)
+        TB = _left(T.T, self.ZtX)                       # T' B_j          (q, p, m)
+        Tc = T.T @ self.Zty                             # T' c_j          (q, m)
+        GTB = _bmm(G, TB)
+        GTc = _bmv(G, Tc)
+        M = self.XtX - np.einsum("qpm,qrm->pr", TB, GTB)
+        rhs = self.Xty - np.einsum("qpm,qm->p", TB, GTc)
         RX = np.linalg.cholesky(M)                      # M = RX RX'
         beta = np.linalg.solve(RX.T, np.linalg.solve(RX, rhs))
-        d = Tc - TB @ beta                              # T'(c_j - B_j beta)
-        u = np.einsum("jab,jb->ja", G, d)
+        d = Tc - np.einsum("qpm,p->qm", TB, beta)       # T'(c_j - B_j beta)
+        u = _bmv(G, d)
         r0 = self.yty - 2.0 * beta @ self.Xty + beta @ self.XtX @ beta
         pwrss = float(r0 - np.sum(d * u))
         return dict(T=T, TS=TS, G=G, logdetA=float(logdetA.sum()), M=M, RX=RX, beta=beta,
@@ -166,19 +191,22 @@ class Crossprods:
         if not np.isfinite(dev) or s["pwrss"] <= 0:
             return np.inf, np.zeros(len(theta))
         T, G, u, beta = s["T"], s["G"], s["u"], s["beta"]
-        # d log|A_j| / dT_ab = 2 [G_j T' S_j]_ba
-        H = np.einsum("jab,jbc->ac", G, s["TS"])
+        # d log|A_j| / dT_ab = 2 [sum_j G_j T' S_j]_ba
+        H = np.einsum("abm,bcm->ac", G, s["TS"])
         g_logdet = 2.0 * H.T
         # d pwrss / dT_ab = -2 sum_j [Z_j'r_j]_a u_jb
-        ztr = self.Zty - self.ZtX @ beta - np.einsum("jab,jb->ja", self.ZtZ, u @ T.T)
-        g_pwrss = -2.0 * ztr.T @ u
+        ztr = (self.Zty - np.einsum("qpm,p->qm", self.ZtX, beta)
+               - _bmv(self.ZtZ, T @ u))
+        g_pwrss = -2.0 * ztr @ u.T
         if reml:
             dof = self.n - self.p
             Minv = np.linalg.inv(s["M"])
-            N = np.einsum("jap,pr,jbr->jab", self.ZtX, Minv, self.ZtX)
-            P = np.matmul(T, G)                               # T G_j
-            IQt = np.eye(self.q) - np.matmul(P, s["TS"])      # I - P_j T' S_j
-            K = np.einsum("jba,jbc,jcd->ad", P, N, IQt)       # sum_j P_j' N_j (I - Q_j')
+            N = np.einsum("apm,pr,brm->abm", self.ZtX, Minv, self.ZtX, optimize=True)
+            P = _left(T, G)                                   # T G_j
+            IQt = -_bmm(P, s["TS"])                           # I - P_j T' S_j
+            IQt[range(self.q), range(self.q)] += 1.0
+            PtN = _bmm(P.transpose(1, 0, 2), N)
+            K = np.einsum("acm,cdm->ad", PtN, IQt)            # sum_j P_j' N_j (I - Q_j')
             grad = g_logdet - 2.0 * K.T + (dof / s["pwrss"]) * g_pwrss
         else:
             grad = g_logdet + (self.n / s["pwrss"]) * g_pwrss
@@ -186,15 +214,19 @@ class Crossprods:
 
     # -- what lme4 reports at the optimum -----------------------------------------
     def estimates(self, theta, reml=False):
-        """beta, sigma^2, vcov(beta), conditional modes b and their covariances."""
+        """beta, sigma^2, vcov(beta), conditional modes b and their covariances.
+
+        ``b`` is (m, q) and ``condvar`` (m, q, q), groups first.
+        """
         s = self._solve(theta)
         dof = self.n - self.p if reml else self.n
         sigma2 = s["pwrss"] / dof
         T = s["T"]
         RXinv = np.linalg.inv(s["RX"])
         vcov = sigma2 * (RXinv.T @ RXinv)
-        b = s["u"] @ T.T
-        condvar = sigma2 * np.matmul(np.matmul(T, s["G"]), T.T)  # sigma2 T G_j T'
+        b = (T @ s["u"]).T
+        TGTt = np.tensordot(_left(T, s["G"]), T.T, axes=([1], [0])).transpose(0, 2, 1)
+        condvar = sigma2 * np.moveaxis(TGTt, 2, 0)     # sigma2 T G_j T'
         return dict(beta=s["beta"], sigma2=float(sigma2), vcov=vcov, b=b, condvar=condvar,
                     cov_re=sigma2 * (T @ T.T), dev=float(self._dev(s, reml)),
                     theta=np.asarray(theta, dtype=float))
