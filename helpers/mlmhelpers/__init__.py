@@ -8,6 +8,7 @@ students can hold beside R output.
 from .data import data_dir, dataset_names, load_dataset
 from .linear import ColumnNotFoundError, SingularFitWarning, fit_mixedlm
 from .results import LinearMixedResults, MixedResults
+from ._format import format_p
 from .tables import (
     LRTestResult,
     compare_models,
@@ -39,6 +40,7 @@ __all__ = [
     "random_effects",
     "summary",
     "vpc",
+    "format_p",
     "lr_test",
     "LRTestResult",
     "compare_models",

@@ -17,6 +17,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from ._axes import new_axes
+from ._validate import is_whole
 
 __all__ = ["plot_hierarchy", "plot_classification"]
 
@@ -61,7 +62,7 @@ def _check_levels(levels):
                 f"each level must be a (name, count) pair, got {item!r}; "
                 "e.g. [('School', 3), ('Pupil', 4)]"
             ) from None
-        if isinstance(count, bool) or not isinstance(count, (int, np.integer)) or count < 1:
+        if not is_whole(count) or count < 1:
             raise ValueError(f"the count of level {name!r} must be a whole number >= 1, got {count!r}")
         checked.append((str(name), int(count)))
     return checked
