@@ -176,7 +176,12 @@ def test_every_plot_takes_ax_by_keyword_and_returns_it(m4):
     for name, call in calls.items():
         _, ax = plt.subplots()
         assert call(ax) is ax, name
-    # and nowhere is ax the second or third positional argument
+    # and nowhere is ax a positional argument (it used to be the second or third)
+    import inspect
+
+    for name in [n for n in mlm.__all__ if n.startswith("plot_")]:
+        param = inspect.signature(getattr(mlm, name)).parameters["ax"]
+        assert param.kind is inspect.Parameter.KEYWORD_ONLY, name
     with pytest.raises(TypeError):
         mlm.plot_caterpillar(m4, plt.subplots()[1])  # noqa
 

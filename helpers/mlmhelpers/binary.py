@@ -431,7 +431,7 @@ def _plain_log_ticks(axis):
     axis.set_minor_formatter(FuncFormatter(minor))
 
 
-def plot_coefficients(result, odds=False, ax=None, intercept=False, alpha=0.05):
+def plot_coefficients(result, *, odds=False, ax=None, intercept=False, alpha=0.05):
     """Coefficient (forest) plot of the fixed effects with confidence intervals.
 
     Parameters

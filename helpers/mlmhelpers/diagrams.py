@@ -68,7 +68,7 @@ def _check_levels(levels):
     return checked
 
 
-def plot_hierarchy(levels, ax=None, title=None, fontsize=8):
+def plot_hierarchy(levels, *, ax=None, title=None, fontsize=8):
     """Draw a strictly nested (hierarchical) structure as a tree of units.
 
     Parameters
@@ -143,7 +143,7 @@ def _check_links(links, n_units, n_groups, label):
 
 
 def plot_classification(units, top, links, bottom=None, bottom_links=None, weights=None,
-                        ax=None, title=None, fontsize=8):
+                        *, ax=None, title=None, fontsize=8):
     """Draw units that belong to groups of one or two classifications.
 
     Units are drawn in the middle row, groups of the first classification

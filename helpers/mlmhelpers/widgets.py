@@ -139,7 +139,7 @@ def simulate_groups(between_var=0.17, within_var=0.85, n_groups=10, group_size=2
     return df
 
 
-def plot_groups(data, ax=None, group_label="school", y_label="score", unit_label="pupil"):
+def plot_groups(data, *, ax=None, group_label="school", y_label="score", unit_label="pupil"):
     """Strip plot of simulated groups with each group's mean.
 
     Parameters
