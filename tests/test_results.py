@@ -162,6 +162,21 @@ def test_no_p_value_prints_as_zero(exam, logistic):
         assert not re.search(r"(^|\s)0(\.0+)?$", line), line
 
 
+def test_rounded_tables_never_show_a_zero_p_value(exam, logistic):
+    fe = mlm.fixed_effects(logistic)
+    assert fe.loc["Intercept", "Pr(>|z|)"] < 1e-10  # numbers stay numbers
+    rounded = fe.round({"Estimate": 4, "Pr(>|z|)": 4})
+    assert rounded.loc["Intercept", "Pr(>|z|)"] == "< 0.0001"
+    assert rounded.loc["age", "Pr(>|z|)"] == f"{fe.loc['age', 'Pr(>|z|)']:.4f}"
+    assert rounded.loc["age", "Estimate"] == round(fe.loc["age", "Estimate"], 4)
+    assert "0.0000" not in fe.round(4).to_string()
+    m1 = mlm.fit_mixedlm("normexam ~ 1", exam, groups="school")
+    m2 = mlm.fit_mixedlm("normexam ~ standlrt", exam, groups="school")
+    table = mlm.compare_models(m1, m2).round(3)
+    assert table["Pr(>Chisq)"].tolist()[1] == "< 0.001"
+    assert np.isnan(table["Pr(>Chisq)"].tolist()[0])
+
+
 # --- one data preparation, one set of conventions --------------------------------------
 
 @pytest.mark.parametrize("fit, data_name, groups, formula", [

@@ -15,6 +15,7 @@ import math
 import re
 
 import numpy as np
+import pandas as pd
 
 P_EPS = 2e-16
 SIGNIF_LEGEND = "Signif. codes:  0 '***' 0.001 '**' 0.01 '*' 0.05 '.' 0.1 ' ' 1"
@@ -66,6 +67,49 @@ def format_p(p, digits=3, decimals=None):
     if p < P_EPS:
         return "< 2e-16"
     return f"{p:.{digits}g}"
+
+
+class Table(pd.DataFrame):
+    """A table whose p-value columns (``Pr(...)``) stay R-like when rounded.
+
+    It is a ``pandas.DataFrame`` in every other way.  ``round()`` rounds the
+    other columns as usual but writes the p-values with :func:`format_p`, so
+    a p-value is never shown as 0: ``table.round(3)`` shows ``< 0.001``
+    where a plain DataFrame would show ``0.000``.
+
+    Examples
+    --------
+    >>> t = Table({"z value": [8.25, 1.67], "Pr(>|z|)": [1.6e-16, 0.0952]},
+    ...           index=["Intercept", "age"])
+    >>> t.round(3)
+               z value Pr(>|z|)
+    Intercept     8.25  < 0.001
+    age           1.67    0.095
+    """
+
+    @property
+    def _constructor(self):
+        return Table
+
+    def round(self, decimals=0, *args, **kwargs):
+        out = pd.DataFrame(self).round(decimals, *args, **kwargs)
+        for col in self.columns:
+            if not str(col).startswith("Pr("):
+                continue
+            if isinstance(decimals, dict):
+                if col not in decimals:
+                    continue
+                d = decimals[col]
+            elif isinstance(decimals, pd.Series):
+                if col not in decimals.index:
+                    continue
+                d = decimals[col]
+            else:
+                d = decimals
+            out[col] = pd.Series(
+                [np.nan if not np.isfinite(v) else format_p(v, decimals=int(d))
+                 for v in self[col].to_numpy(dtype=float)], index=out.index, dtype=object)
+        return out
 
 
 def p_text(p, digits=4):

@@ -198,7 +198,7 @@ class MixedResults:
         if self._p_in_table:
             out["Pr(>|z|)"] = self.pvalues
         out.index = pd.Index(self.exog_names, dtype=object)
-        return out
+        return _format.Table(out)
 
     def varcorr(self):
         """Variances, SDs and correlations of the random part (lme4's ``VarCorr``).

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from ._format import Summary, p_text, table
+from ._format import Summary, Table, p_text, table
 from ._validate import is_number
 from .results import as_mixed
 
@@ -466,7 +466,8 @@ def compare_models(*results, names=None):
     pandas.DataFrame
         Columns ``npar``, ``AIC``, ``BIC``, ``logLik``, ``deviance``,
         ``Chisq``, ``Df``, ``Pr(>Chisq)`` (the test columns are NaN in the
-        first row).
+        first row).  When rounded (``.round(3)``) the p-values are written
+        as R writes them, never as 0 (``< 0.001``).
 
     Examples
     --------
@@ -475,9 +476,9 @@ def compare_models(*results, names=None):
     >>> m2 = fit_mixedlm("normexam ~ standlrt", exam, groups="school")
     >>> m3 = fit_mixedlm("normexam ~ standlrt + schgend", exam, groups="school")
     >>> compare_models(m2, m3, names=["m2", "m3"]).round(2)
-        npar      AIC      BIC   logLik  deviance  Chisq   Df  Pr(>Chisq)
-    m2     4  9365.24  9390.48 -4678.62   9357.24    NaN  NaN         NaN
-    m3     6  9361.42  9399.27 -4674.71   9349.42   7.82  2.0        0.02
+        npar      AIC      BIC   logLik  deviance  Chisq   Df Pr(>Chisq)
+    m2     4  9365.24  9390.48 -4678.62   9357.24    NaN  NaN        NaN
+    m3     6  9361.42  9399.27 -4674.71   9349.42   7.82  2.0       0.02
     """
     if len(results) == 1 and isinstance(results[0], (list, tuple)):
         results = tuple(results[0])
@@ -516,7 +517,7 @@ def compare_models(*results, names=None):
         rows.append(row)
     out = pd.DataFrame(rows, index=pd.Index([names[i] for i in order], dtype=object))
     out["npar"] = out["npar"].astype(int)
-    return out
+    return Table(out)
 
 
 # ---------------------------------------------------------------------------
