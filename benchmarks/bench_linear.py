@@ -51,7 +51,6 @@ SIZES = {"sim_400k": (400_000, 20_000), "sim_1m": (1_000_000, 100_000)}
 R_SCRIPT = r"""
 suppressPackageStartupMessages(library(lme4))
 args <- commandArgs(trailingOnly = TRUE)
-spec <- jsonlite_free <- NULL
 lines <- readLines(args[1])
 reps <- as.integer(args[2])
 out <- character(0)

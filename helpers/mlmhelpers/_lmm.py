@@ -232,8 +232,13 @@ class Crossprods:
                     theta=np.asarray(theta, dtype=float))
 
     def is_singular(self, theta):
-        rows, cols = self.tril
-        return bool(np.any(np.asarray(theta)[rows == cols] < SINGULAR_TOL))
+        return is_singular(theta, self.q)
+
+
+def is_singular(theta, q):
+    """lme4's isSingular(): a diagonal entry of T (practically) zero."""
+    rows, cols = np.tril_indices(q)
+    return bool(np.any(np.asarray(theta)[rows == cols] < SINGULAR_TOL))
 
 
 def _projected_gradient(x, g, lower):

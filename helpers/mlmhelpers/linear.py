@@ -106,10 +106,17 @@ def _fit(design: Design, reml: bool):
     message = _singular_message(design, est, cp.is_singular(theta))
     if message:
         notes.append(message)
+    converged = info["gradient"] < _lmm.GRAD_TOL
+    if not converged:
+        notes.append(
+            "Model failed to converge: the largest gradient of the deviance at the "
+            f"estimates is {info['gradient']:.2g} (lme4 checks 0.002). Do not trust these "
+            "estimates; try rescaling covariates or a simpler random part.")
     result = LinearMixedResults(design, est, reml=reml, theta=theta, optimizer=info,
-                                notes=notes)
-    if message:
-        warnings.warn(message, SingularFitWarning, stacklevel=3)
+                                notes=notes, converged=converged)
+    for note in notes:
+        warnings.warn(note, SingularFitWarning if note is message else UserWarning,
+                      stacklevel=3)
     return result
 
 

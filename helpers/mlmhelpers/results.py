@@ -23,6 +23,7 @@ import pandas as pd
 from scipy import stats
 
 from . import _format
+from ._lmm import is_singular
 from ._validate import check_alpha, is_number
 
 __all__ = ["MixedResults", "LinearMixedResults"]
@@ -323,11 +324,12 @@ class LinearMixedResults(MixedResults):
     (['(Intercept)'], [0.374, 0.502])
     """
 
-    def __init__(self, design, est, *, reml, theta, optimizer=None, notes=()):
+    def __init__(self, design, est, *, reml, theta, optimizer=None, notes=(), converged=True):
         se = np.sqrt(np.clip(np.diagonal(est["condvar"], axis1=1, axis2=2), 0, None))
         self._set_common(design=design, beta=est["beta"], vcov=est["vcov"],
                          cov_re=est["cov_re"], llf=-0.5 * est["dev"], b=est["b"], b_se=se,
-                         converged=True, singular=_singular(theta, len(design.re_names)),
+                         converged=converged,
+                         singular=is_singular(theta, len(design.re_names)),
                          notes=notes)
         self.reml = bool(reml)
         self.method = "REML" if reml else "ML"
@@ -450,12 +452,6 @@ class LinearMixedResults(MixedResults):
     def __repr__(self):
         return (f"<LinearMixedResults: {_format.lme4_formula(self)}, nobs={self.nobs}, "
                 f"ngroups={self.ngroups}, llf={self.llf:.3f}, {self.method}>")
-
-
-def _singular(theta, q):
-    rows, cols = np.tril_indices(q)
-    from ._lmm import SINGULAR_TOL
-    return bool(np.any(np.asarray(theta)[rows == cols] < SINGULAR_TOL))
 
 
 def as_mixed(result):

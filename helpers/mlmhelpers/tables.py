@@ -126,7 +126,9 @@ def fixed_effects(result):
         ``schgend[T.boysch]``) with columns ``Estimate``, ``Std. Error`` and
         ``t value`` (``z value`` and ``Pr(>|z|)`` for a logistic model, as
         lme4 prints them).  The standard errors are lme4's: square roots of
-        the diagonal of ``(X' V^-1 X)^-1`` at the estimates.
+        the diagonal of ``(X' V^-1 X)^-1`` at the estimates.  Rounded
+        (``.round(4)``), the p-values are written as R writes them, never as
+        0 (``< 0.0001``).
 
     Examples
     --------
