@@ -308,6 +308,6 @@ def _formula_variables(design_info, frame):
     default is 0 for numbers and the first level for categories."""
     out = {}
     for factor, info in design_info.factor_infos.items():
-        for n in [n for n in patsy.eval.ast_names(factor.code) if n in frame.columns]:
+        for n in [n for n in identifiers(factor.code) if n in frame.columns]:
             out.setdefault(n, info.categories[0] if info.type == "categorical" else 0.0)
     return out
