@@ -24,7 +24,6 @@ leaves out the 1,000,000-row model), or ``make bench``.
 
 from __future__ import annotations
 
-import json
 import shutil
 import subprocess
 import sys
