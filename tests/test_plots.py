@@ -135,18 +135,69 @@ def test_group_lines_refuses_response_and_groups_as_x(m1, m4):
         plot_group_lines(m1, "normexam")
 
 
-def test_residuals_figure(m4):
-    fig = plot_residuals(m4)
-    assert isinstance(fig, matplotlib.figure.Figure)
-    assert len(fig.axes) == 3
-    for ax in fig.axes:
+def test_residuals_panels(m4):
+    axes = plot_residuals(m4)
+    assert len(axes) == 3
+    assert all(isinstance(ax, matplotlib.axes.Axes) for ax in axes)
+    assert len(axes[0].figure.axes) == 3
+    for ax in axes:
         assert _labelled(ax)
-    qq = fig.axes[0]
+    qq = axes[0]
     # one QQ series per random term, 65 schools each
     series = [ln for ln in qq.get_lines() if ln.get_marker() == "o"]
     assert [len(s.get_xdata()) for s in series] == [65, 65]
-    scatter = fig.axes[2].collections[0]
+    scatter = axes[2].collections[0]
     assert scatter.get_offsets().shape == (4059, 2)
+    # the level-1 residuals are observed minus fitted (group effects included)
+    np.testing.assert_allclose(scatter.get_offsets()[:, 1], m4.resid.to_numpy(), rtol=1e-12)
+
+
+def test_residuals_draw_on_given_axes(m4):
+    fig, given = plt.subplots(2, 2)
+    out = plot_residuals(m4, ax=[given[0, 0], given[0, 1], given[1, 0]])
+    assert list(out) == [given[0, 0], given[0, 1], given[1, 0]]
+    assert out[1].get_title() == "Level-1 residuals"
+    assert not given[1, 1].get_title()
+    with pytest.raises(TypeError, match=r"three matplotlib Axes"):
+        plot_residuals(m4, ax=given[0, 0])
+
+
+def test_every_plot_takes_ax_by_keyword_and_returns_it(m4):
+    import mlmhelpers as mlm
+
+    calls = {
+        "plot_caterpillar": lambda ax: mlm.plot_caterpillar(m4, ax=ax),
+        "plot_group_lines": lambda ax: mlm.plot_group_lines(m4, "standlrt", ax=ax),
+        "plot_coefficients": lambda ax: mlm.plot_coefficients(m4, ax=ax),
+        "plot_groups": lambda ax: mlm.plot_groups(
+            mlm.simulate_groups(0.5, 1.0, n_groups=3, group_size=4, seed=1), ax=ax),
+        "plot_hierarchy": lambda ax: mlm.plot_hierarchy([("School", 2), ("Pupil", 2)], ax=ax),
+    }
+    for name, call in calls.items():
+        _, ax = plt.subplots()
+        assert call(ax) is ax, name
+    # and nowhere is ax a positional argument (it used to be the second or third)
+    import inspect
+
+    for name in [n for n in mlm.__all__ if n.startswith("plot_")]:
+        param = inspect.signature(getattr(mlm, name)).parameters["ax"]
+        assert param.kind is inspect.Parameter.KEYWORD_ONLY, name
+    with pytest.raises(TypeError):
+        mlm.plot_caterpillar(m4, plt.subplots()[1])  # noqa
+
+
+def test_interval_level_follows_alpha(m4):
+    import mlmhelpers as mlm
+
+    ax = plot_caterpillar(m4, alpha=0.1)
+    assert "90% intervals" in ax.get_title()
+    ge = group_effects(m4, alpha=0.1)
+    points = [ln for ln in ax.get_lines() if ln.get_marker() == "o"][0]
+    assert points.get_ydata() == pytest.approx(np.sort(ge.loc[ge["term"] == "(Intercept)",
+                                                               "effect"]))
+    assert "90%" in mlm.plot_coefficients(m4, alpha=0.1).get_title()
+    with pytest.raises(ValueError, match=r"alpha must be between 0 and 1"):
+        plot_caterpillar(m4, alpha=5)
 
 
 def test_plots_refuse_single_level_models(exam):

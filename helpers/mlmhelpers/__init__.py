@@ -7,6 +7,8 @@ students can hold beside R output.
 
 from .data import data_dir, dataset_names, load_dataset
 from .linear import ColumnNotFoundError, SingularFitWarning, fit_mixedlm
+from .results import LinearMixedResults, MixedResults
+from ._format import format_p
 from .tables import (
     LRTestResult,
     compare_models,
@@ -30,12 +32,15 @@ __all__ = [
     "dataset_names",
     "data_dir",
     "fit_mixedlm",
+    "LinearMixedResults",
+    "MixedResults",
     "SingularFitWarning",
     "ColumnNotFoundError",
     "fixed_effects",
     "random_effects",
     "summary",
     "vpc",
+    "format_p",
     "lr_test",
     "LRTestResult",
     "compare_models",

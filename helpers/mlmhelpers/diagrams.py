@@ -17,6 +17,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from ._axes import new_axes
+from ._validate import is_whole
 
 __all__ = ["plot_hierarchy", "plot_classification"]
 
@@ -61,13 +62,13 @@ def _check_levels(levels):
                 f"each level must be a (name, count) pair, got {item!r}; "
                 "e.g. [('School', 3), ('Pupil', 4)]"
             ) from None
-        if isinstance(count, bool) or not isinstance(count, (int, np.integer)) or count < 1:
+        if not is_whole(count) or count < 1:
             raise ValueError(f"the count of level {name!r} must be a whole number >= 1, got {count!r}")
         checked.append((str(name), int(count)))
     return checked
 
 
-def plot_hierarchy(levels, ax=None, title=None, fontsize=8):
+def plot_hierarchy(levels, *, ax=None, title=None, fontsize=8):
     """Draw a strictly nested (hierarchical) structure as a tree of units.
 
     Parameters
@@ -142,7 +143,7 @@ def _check_links(links, n_units, n_groups, label):
 
 
 def plot_classification(units, top, links, bottom=None, bottom_links=None, weights=None,
-                        ax=None, title=None, fontsize=8):
+                        *, ax=None, title=None, fontsize=8):
     """Draw units that belong to groups of one or two classifications.
 
     Units are drawn in the middle row, groups of the first classification

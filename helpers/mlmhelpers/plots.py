@@ -1,9 +1,11 @@
 """Plots of fitted multilevel models.
 
-Each function takes an optional matplotlib ``Axes`` (``ax=``), draws on it
-(making a new figure when none is given) and returns it, so plots can be
-combined in a grid.  :func:`plot_residuals` draws several panels and
-returns the ``Figure``.
+Each function takes the model (from :func:`mlmhelpers.fit_mixedlm` or, where
+it applies, :func:`mlmhelpers.fit_logit_mixed`) and an optional matplotlib
+``Axes`` as the keyword ``ax=``, draws on it (making a new figure when none is
+given) and returns it, so plots can be combined in a grid.
+:func:`plot_residuals` draws three panels: it takes and returns three Axes.
+Intervals are drawn at confidence level ``1 - alpha``.
 """
 
 from __future__ import annotations
@@ -13,23 +15,15 @@ import pandas as pd
 from scipy import stats
 
 from ._axes import new_axes as _new_axes
-from .linear import _group_name, _identifiers, _lme4_cache, _re_term_names
-from .tables import _fitted_parts, _kind, group_effects, random_effects
+from ._validate import check_alpha, identifiers, is_whole
+from .results import LinearMixedResults, as_mixed
+from .tables import _mixed
 
 __all__ = ["plot_caterpillar", "plot_group_lines", "plot_residuals"]
 
 
-def _group_label(result):
-    if _kind(result) == "mixedlm":
-        return _group_name(result)
-    try:
-        return str(random_effects(result)["Groups"].iloc[0])
-    except Exception:  # noqa: BLE001 - a label is not worth failing for
-        return "group"
-
-
-def plot_caterpillar(result, ax=None, term=None):
-    """Caterpillar plot: ranked group effects with 95% intervals.
+def plot_caterpillar(result, *, ax=None, term=None, alpha=0.05):
+    """Caterpillar plot: ranked group effects with confidence intervals.
 
     Each group's predicted effect (conditional mode) is drawn as a point
     with its 95% interval, groups sorted from lowest to highest, with a
@@ -45,6 +39,8 @@ def plot_caterpillar(result, ax=None, term=None):
     term : str, optional
         Which random term to show (``"(Intercept)"``, ``"standlrt"``);
         default the first (the intercept).
+    alpha : float, default 0.05
+        1 - confidence level of the intervals (0.05: 95% intervals).
 
     Returns
     -------
@@ -59,7 +55,10 @@ def plot_caterpillar(result, ax=None, term=None):
     >>> ax.get_xlabel()
     'school (ranked by predicted effect)'
     """
-    ge = group_effects(result)
+    alpha = check_alpha("plot_caterpillar()", alpha)
+    mixed = _mixed("group_effects", result)
+    ge = mixed.group_effects(alpha=alpha)
+    level = f"{100 * (1 - alpha):g}%"
     terms = list(dict.fromkeys(ge["term"]))
     if term is None:
         term = terms[0]
@@ -73,45 +72,27 @@ def plot_caterpillar(result, ax=None, term=None):
     eff = sub["effect"].to_numpy(float)
     err = np.vstack([eff - sub["lower"].to_numpy(float), sub["upper"].to_numpy(float) - eff])
     ax.errorbar(pos, eff, yerr=err, fmt="o", markersize=3, color="tab:blue",
-                ecolor="tab:blue", elinewidth=1, alpha=0.8, label="effect and 95% interval")
+                ecolor="tab:blue", elinewidth=1, alpha=0.8, label=f"effect and {level} interval")
     ax.axhline(0.0, color="black", linewidth=1, linestyle="--", label="average group")
-    group = _group_label(result)
+    group = mixed.groups
     what = "intercept" if term == "(Intercept)" else f"slope of {term}"
-    ax.set_title(f"{group.capitalize()} effects on the {what}, with 95% intervals")
+    ax.set_title(f"{group.capitalize()} effects on the {what}, with {level} intervals")
     ax.set_xlabel(f"{group} (ranked by predicted effect)")
     ax.set_ylabel("predicted effect (deviation from average)")
     ax.legend(loc="upper left", frameon=False)
     return ax
 
 
-def _need_linear(func, result):
-    if _kind(result) != "mixedlm":
+def _linear(func, result) -> LinearMixedResults:
+    mixed = as_mixed(result)
+    if not isinstance(mixed, LinearMixedResults):
         raise TypeError(
             f"{func}() draws linear multilevel models fitted with fit_mixedlm(); "
             f"got {type(result).__name__}.")
+    return mixed
 
 
-def _model_frame(result):
-    frame = _lme4_cache(result).get("data")
-    if frame is None:
-        frame = getattr(result.model.data, "frame", None)
-    if frame is None:
-        raise ValueError("The data of this model are not available; refit it with fit_mixedlm().")
-    return frame
-
-
-def _formula_rhs(result):
-    """Right-hand sides of the fixed and random formulas of a MixedLM result."""
-    cache = _lme4_cache(result)
-    formula = cache.get("formula") or getattr(result.model, "formula", None) or ""
-    rhs = formula.split("~", 1)[1] if "~" in formula else ""
-    re_formula = cache.get("re_formula")
-    if re_formula is None:
-        re_formula = " + ".join(str(n) for n in _re_term_names(result.model))
-    return rhs + " + " + re_formula
-
-
-def plot_group_lines(result, x, ax=None, max_groups=None):
+def plot_group_lines(result, x, *, ax=None, max_groups=None):
     """One predicted line per group: fixed part plus the group's random part.
 
     Each line runs over the range of ``x`` observed in that group.  In a
@@ -149,19 +130,21 @@ def plot_group_lines(result, x, ax=None, max_groups=None):
     >>> len(ax.get_lines())
     65
     """
-    import patsy
-
-    _need_linear("plot_group_lines", result)
-    frame = _model_frame(result)
-    model = result.model
+    res = _linear("plot_group_lines", result)
+    frame = res._frame
+    if frame is None or res._design_info is None:
+        raise ValueError("The data of this model are not available; refit it with fit_mixedlm().")
+    group = res.groups
+    response = res.response
     # x must be an explanatory variable: not the response, not the groups
     # (a line over either would be flat or meaningless, not an error).
-    explanatory = set(_identifiers(_formula_rhs(result))) - {_group_name(result)}
+    rhs = res.formula.split("~", 1)[1] + " + " + " + ".join(res.re_names)
+    explanatory = set(identifiers(rhs)) - {group}
     if not isinstance(x, str) or x not in frame.columns or x not in explanatory:
         usable = [c for c in frame.columns
                   if pd.api.types.is_numeric_dtype(frame[c]) and c in explanatory]
-        if x == model.endog_names or x == _group_name(result):
-            role = "the response" if x == model.endog_names else "the grouping column"
+        if x == response or x == group:
+            role = "the response" if x == response else "the grouping column"
             what = f"x={x!r} is {role}, not an explanatory variable of this model"
         else:
             what = f"x={x!r} is not a variable of this model"
@@ -173,20 +156,16 @@ def plot_group_lines(result, x, ax=None, max_groups=None):
         raise ValueError(f"plot_group_lines(): {what}; {todo}")
     if not pd.api.types.is_numeric_dtype(frame[x]):
         raise ValueError(f"plot_group_lines(): x={x!r} must be numeric (it is {frame[x].dtype}).")
-    group = _group_name(result)
-    response = model.endog_names
-    cache = _lme4_cache(result)
-    b = np.asarray(cache["b"], dtype=float)
-    labels = list(model.group_labels)
-    re_names = _re_term_names(model)
+    b = res.ranef.to_numpy()
+    labels = list(res.ranef.index)
+    re_names = res.re_names
     for name in re_names:
         if name != "(Intercept)" and name not in frame.columns:
             raise ValueError(
                 f"plot_group_lines(): the random term {name!r} is not a plain column, "
                 "so its lines cannot be drawn.")
     index = np.arange(len(labels))
-    if max_groups is not None and (isinstance(max_groups, bool) or not isinstance(
-            max_groups, (int, np.integer)) or max_groups < 1):
+    if max_groups is not None and (not is_whole(max_groups) or max_groups < 1):
         raise ValueError(
             f"plot_group_lines(): max_groups must be a whole number of at least 1 "
             f"(or None for all {len(labels)} groups), got {max_groups!r}.")
@@ -229,9 +208,7 @@ def plot_group_lines(result, x, ax=None, max_groups=None):
         elif pd.api.types.is_numeric_dtype(frame[c]) and not pd.api.types.is_bool_dtype(frame[c]):
             # group values were gathered as objects; patsy needs numbers back
             new[c] = new[c].astype(float)
-    design_info = getattr(model, "model_spec", None) or model.data.model_spec
-    (X_new,) = patsy.build_design_matrices([design_info], new, return_type="matrix")
-    fixed = np.asarray(X_new) @ np.asarray(cache["beta"], dtype=float)
+    fixed = res._design(new) @ res.fe_params.to_numpy()
     Z_new = np.column_stack([np.ones(len(new)) if n == "(Intercept)" else new[n].to_numpy(float)
                              for n in re_names])
     pred = fixed + np.einsum("ik,ik->i", Z_new, np.repeat(b[index], n_pts, axis=0))
@@ -249,7 +226,7 @@ def plot_group_lines(result, x, ax=None, max_groups=None):
     return ax
 
 
-def plot_residuals(result):
+def plot_residuals(result, *, ax=None):
     """Residual checks: level-2 and level-1 residuals, residuals vs fitted.
 
     Three panels: a normal QQ plot of the level-2 residuals (the groups'
@@ -262,57 +239,69 @@ def plot_residuals(result):
     ----------
     result : fitted model
         From :func:`fit_mixedlm`.
+    ax : sequence of three matplotlib Axes, optional
+        Where to draw the three panels (e.g. ``plt.subplots(1, 3)[1]``); a
+        new figure with three panels is made when omitted.
 
     Returns
     -------
-    matplotlib.figure.Figure
+    numpy.ndarray of three matplotlib.axes.Axes
+        ``axes[0].figure`` is the figure.
 
     Examples
     --------
     >>> from mlmhelpers import load_dataset, fit_mixedlm, plot_residuals
     >>> exam = load_dataset("tutorial")
     >>> m2 = fit_mixedlm("normexam ~ standlrt", exam, groups="school")
-    >>> fig = plot_residuals(m2)
-    >>> len(fig.axes)
-    3
+    >>> axes = plot_residuals(m2)
+    >>> len(axes), axes[1].get_title()
+    (3, 'Level-1 residuals')
     """
-    import matplotlib.pyplot as plt
+    res = _linear("plot_residuals", result)
+    if ax is None:
+        import matplotlib.pyplot as plt
 
-    _need_linear("plot_residuals", result)
-    model = result.model
-    group = _group_name(result)
-    fixed, rand = _fitted_parts(result)
+        fig, axes = plt.subplots(1, 3, figsize=(13, 4))
+    else:
+        axes = np.asarray(ax, dtype=object).ravel() if not hasattr(ax, "plot") else None
+        if axes is None or len(axes) != 3:
+            raise TypeError(
+                "plot_residuals(): ax must be three matplotlib Axes (e.g. "
+                "plt.subplots(1, 3)[1]) or None, one per panel.")
+        axes = np.array([_new_axes(a) for a in axes], dtype=object)
+        fig = None
+    fixed, rand = res._fitted_parts()
     fitted = fixed + rand
-    resid = np.asarray(model.endog, dtype=float) - fitted
-    ge = group_effects(result)
-    fig, axes = plt.subplots(1, 3, figsize=(13, 4))
+    resid = res._y - fitted
+    group = res.groups
 
-    ax = axes[0]
-    for term, sub in ge.groupby("term", sort=False):
-        eff = np.sort(sub["effect"].to_numpy(float))
+    a = axes[0]
+    for term in res.re_names:
+        eff = np.sort(res.ranef[term].to_numpy(float))
         probs = (np.arange(1, len(eff) + 1) - 0.5) / len(eff)
-        ax.plot(stats.norm.ppf(probs), eff, "o", markersize=3, label=term)
+        a.plot(stats.norm.ppf(probs), eff, "o", markersize=3, label=term)
         sd = eff.std(ddof=1) if len(eff) > 1 else 0.0
         qq = np.array([-3, 3])
-        ax.plot(qq, eff.mean() + sd * qq, color="grey", linewidth=1)
-    ax.set_title(f"Level-2 residuals ({group} effects)")
-    ax.set_xlabel("normal quantiles")
-    ax.set_ylabel("predicted effect")
-    ax.legend(frameon=False)
+        a.plot(qq, eff.mean() + sd * qq, color="grey", linewidth=1)
+    a.set_title(f"Level-2 residuals ({group} effects)")
+    a.set_xlabel("normal quantiles")
+    a.set_ylabel("predicted effect")
+    a.legend(frameon=False)
 
-    ax = axes[1]
-    ax.hist(resid, bins=40, density=True, color="tab:blue", alpha=0.6)
+    a = axes[1]
+    a.hist(resid, bins=40, density=True, color="tab:blue", alpha=0.6)
     grid = np.linspace(resid.min(), resid.max(), 200)
-    ax.plot(grid, stats.norm.pdf(grid, 0, resid.std()), color="black", linewidth=1)
-    ax.set_title("Level-1 residuals")
-    ax.set_xlabel("residual (observed - fitted)")
-    ax.set_ylabel("density")
+    a.plot(grid, stats.norm.pdf(grid, 0, resid.std()), color="black", linewidth=1)
+    a.set_title("Level-1 residuals")
+    a.set_xlabel("residual (observed - fitted)")
+    a.set_ylabel("density")
 
-    ax = axes[2]
-    ax.scatter(fitted, resid, s=4, alpha=0.3, color="tab:blue")
-    ax.axhline(0.0, color="black", linewidth=1, linestyle="--")
-    ax.set_title("Residuals against fitted values")
-    ax.set_xlabel("fitted value")
-    ax.set_ylabel("level-1 residual")
-    fig.tight_layout()
-    return fig
+    a = axes[2]
+    a.scatter(fitted, resid, s=4, alpha=0.3, color="tab:blue")
+    a.axhline(0.0, color="black", linewidth=1, linestyle="--")
+    a.set_title("Residuals against fitted values")
+    a.set_xlabel("fitted value")
+    a.set_ylabel("level-1 residual")
+    if fig is not None:
+        fig.tight_layout()
+    return axes

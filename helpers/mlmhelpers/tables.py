@@ -1,11 +1,12 @@
 """Tables and tests for fitted multilevel models, laid out as lme4 prints them.
 
-Every function takes a model fitted with :func:`mlmhelpers.fit_mixedlm` (a
-statsmodels ``MixedLMResults``; one fitted with statsmodels' ``MixedLM``
-directly works too) or with :func:`mlmhelpers.fit_logit_mixed`.  Binary
-results bring their own ``_mlm_*`` methods and the functions here hand over
-to them; :func:`lr_test` and :func:`compare_models` also accept single-level
-statsmodels OLS and (binomial) GLM / Logit results.
+Every function takes a model fitted with :func:`mlmhelpers.fit_mixedlm` or
+:func:`mlmhelpers.fit_logit_mixed` (both are
+:class:`mlmhelpers.results.MixedResults`, and the functions here call their
+methods, so ``summary(m)`` and ``m.summary()`` are the same text); a
+statsmodels ``MixedLM`` result fitted directly is read the lme4 way at its own
+estimates.  :func:`lr_test` and :func:`compare_models` also accept
+single-level statsmodels OLS and (binomial) GLM / Logit results.
 """
 
 from __future__ import annotations
@@ -17,7 +18,9 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from .linear import _group_name, _lme4_cache, _re_term_names
+from ._format import Summary, Table, p_text, table
+from ._validate import is_number
+from .results import as_mixed
 
 __all__ = [
     "LRTestResult",
@@ -32,24 +35,13 @@ __all__ = [
     "effective_sample_size",
 ]
 
-_Z975 = stats.norm.ppf(0.975)
-
 
 # ---------------------------------------------------------------------------
 # Recognising result objects
 # ---------------------------------------------------------------------------
 
-def _is_mixedlm(result) -> bool:
-    from statsmodels.regression.mixed_linear_model import MixedLM
-    return isinstance(getattr(result, "model", None), MixedLM)
-
-
-def _kind(result) -> str:
-    """'binary-mixed' | 'mixedlm' | 'ols' | 'glm' | 'logit' | 'unknown'."""
-    if hasattr(result, "_mlm_model_info"):
-        return "binary-mixed"
-    if _is_mixedlm(result):
-        return "mixedlm"
+def _single_level_kind(result) -> str:
+    """'ols' | 'glm' | 'logit' | 'unknown' for a result that is not a mixed model."""
     model = getattr(result, "model", None)
     if model is None:
         return "unknown"
@@ -65,152 +57,53 @@ def _kind(result) -> str:
     return "unknown"
 
 
-def _what(result) -> str:
-    return type(result).__name__
-
-
-def _need_mixed(func, result):
-    raise TypeError(
-        f"{func}() needs a multilevel model fitted with fit_mixedlm() or "
-        f"fit_logit_mixed(); got {_what(result)}.")
+def _mixed(func, result):
+    """The result as a MixedResults, or the error every table function gives."""
+    mixed = as_mixed(result)
+    if mixed is None:
+        raise TypeError(
+            f"{func}() needs a multilevel model fitted with fit_mixedlm() or "
+            f"fit_logit_mixed(); got {type(result).__name__}.")
+    return mixed
 
 
 def _model_info(result, func="lr_test") -> dict:
     """What a likelihood-ratio test needs to know about a fitted model.
 
-    Returns dict(llf, npar, nobs, rows, reml, family, mixed, n_variance_params).
-    ``npar`` counts every estimated parameter (fixed effects, random-effect
-    variances and covariances, and the residual variance of a linear model),
-    as lme4's ``logLik()`` ``df`` does.
+    Returns dict(llf, npar, nobs, rows, reml, family, mixed, n_variance_params,
+    response).  ``npar`` counts every estimated parameter (fixed effects,
+    random-effect variances and covariances, and the residual variance of a
+    linear model), as lme4's ``logLik()`` ``df`` does.
     """
-    kind = _kind(result)
-    if kind == "binary-mixed":
-        info = dict(result._mlm_model_info())
-        info.setdefault("family", "binomial")
-        info.setdefault("mixed", True)
-        info.setdefault("reml", False)
-        info.setdefault("response", getattr(result, "outcome", None))
-        return info
-    info = _model_info_statsmodels(result, kind, func)
+    mixed = as_mixed(result)
+    if mixed is not None:
+        return mixed._model_info()
+    kind = _single_level_kind(result)
+    if kind == "unknown":
+        raise TypeError(
+            f"{func}() compares models fitted with fit_mixedlm(), fit_logit_mixed(), "
+            f"statsmodels ols() or a binomial glm()/logit(); got {type(result).__name__}.")
+    family = "gaussian"
+    if kind == "logit":
+        family = "binomial"
+    elif kind == "glm":
+        from statsmodels.genmod.families import Binomial, Gaussian
+        fam = result.model.family
+        if isinstance(fam, Binomial):
+            family = "binomial"
+        elif not isinstance(fam, Gaussian):
+            raise TypeError(
+                f"{func}(): only binomial (logistic) and Gaussian GLMs can be "
+                f"compared here; this GLM has family {type(fam).__name__}.")
+    npar = len(result.params) + (1 if family == "gaussian" else 0)
+    labels = getattr(getattr(result.model, "data", None), "row_labels", None)
     # the response as the formula names it (arrays without a formula: unknown)
     names = getattr(getattr(result.model, "data", None), "ynames", None)
     from_formula = getattr(result.model, "formula", None) is not None
-    info["response"] = names if from_formula and isinstance(names, str) else None
-    return info
-
-
-def _model_info_statsmodels(result, kind, func):
-    if kind == "mixedlm":
-        inner = result._results if hasattr(result, "_results") else result
-        model = inner.model
-        n_var = int(model.k_re2 + model.k_vc)
-        cache = getattr(inner, "_mlmhelpers", None)
-        rows = cache["rows"] if cache else _row_labels(model)
-        return dict(llf=float(result.llf), npar=int(model.k_fe + n_var + 1),
-                    nobs=int(model.nobs), rows=rows, reml=bool(result.reml),
-                    family="gaussian", mixed=True, n_variance_params=n_var)
-    if kind == "ols":
-        return dict(llf=float(result.llf), npar=int(len(result.params) + 1),
-                    nobs=int(result.nobs), rows=_row_labels(result.model), reml=False,
-                    family="gaussian", mixed=False, n_variance_params=0)
-    if kind in ("glm", "logit"):
-        family = "binomial"
-        if kind == "glm":
-            from statsmodels.genmod.families import Binomial, Gaussian
-            fam = result.model.family
-            if isinstance(fam, Binomial):
-                family = "binomial"
-            elif isinstance(fam, Gaussian):
-                family = "gaussian"
-            else:
-                raise TypeError(
-                    f"{func}(): only binomial (logistic) and Gaussian GLMs can be "
-                    f"compared here; this GLM has family {type(fam).__name__}.")
-        npar = len(result.params) + (1 if family == "gaussian" else 0)
-        return dict(llf=float(result.llf), npar=int(npar), nobs=int(result.nobs),
-                    rows=_row_labels(result.model), reml=False, family=family,
-                    mixed=False, n_variance_params=0)
-    raise TypeError(
-        f"{func}() compares models fitted with fit_mixedlm(), fit_logit_mixed(), "
-        f"statsmodels ols() or a binomial glm()/logit(); got {_what(result)}.")
-
-
-def _row_labels(model):
-    data = getattr(model, "data", None)
-    labels = getattr(data, "row_labels", None)
-    if labels is None:
-        return None
-    return pd.Index(labels)
-
-
-# ---------------------------------------------------------------------------
-# Formatting like R
-# ---------------------------------------------------------------------------
-
-def _r_decimals(values, digits):
-    """Decimals R's format() uses so each value shows `digits` significant digits."""
-    dec = 0
-    for v in np.atleast_1d(np.asarray(values, dtype=float)):
-        if not np.isfinite(v) or v == 0:
-            continue
-        text = f"{abs(v):.{digits}g}"
-        if "e" in text:
-            mant, exp = text.split("e")
-            frac = mant.split(".")[1] if "." in mant else ""
-            d = len(frac) - int(exp)
-        else:
-            d = len(text.split(".")[1]) if "." in text else 0
-        dec = max(dec, d)
-    return min(dec, 10)
-
-
-def _r_format(values, digits=4):
-    dec = _r_decimals(values, digits)
-    return [("" if not np.isfinite(v) else f"{v:.{dec}f}") for v in np.asarray(values, float)]
-
-
-def _format_p(p):
-    """p-values the way R prints them (4 significant digits, '< 2.2e-16')."""
-    if p is None or not np.isfinite(p):
-        return "NA"
-    if p < 2.2e-16:
-        return "< 2.2e-16"
-    if p < 1e-4:
-        return f"{p:.3e}"
-    return f"{p:.4g}"
-
-
-def _p_text(p):
-    text = _format_p(p)
-    return text if text.startswith("<") else "= " + text
-
-
-def _table(rows, header, align):
-    """Plain-text table; align is a string of 'l'/'r' per column."""
-    cols = list(zip(*([header] + rows))) if rows else [[h] for h in header]
-    widths = [max(len(str(c)) for c in col) for col in cols]
-    out = []
-    for row in [header] + rows:
-        cells = []
-        for cell, w, a in zip(row, widths, align):
-            cells.append(str(cell).ljust(w) if a == "l" else str(cell).rjust(w))
-        out.append(" " + " ".join(cells).rstrip())
-    return out
-
-
-class Summary(str):
-    """Text of a model summary; shows as plain text in a notebook.
-
-    It is a ``str`` (so ``print(summary(m))``, ``"AIC" in summary(m)`` and
-    writing it to a file all work) whose ``repr`` is the text itself, so a
-    notebook cell ending in ``summary(m)`` displays it without quotes.
-    """
-
-    def __repr__(self):
-        return str(self)
-
-    def _repr_pretty_(self, p, cycle):
-        p.text(str(self))
+    return dict(llf=float(result.llf), npar=int(npar), nobs=int(result.nobs),
+                rows=None if labels is None else pd.Index(labels), reml=False,
+                family=family, mixed=False, n_variance_params=0,
+                response=names if from_formula and isinstance(names, str) else None)
 
 
 # ---------------------------------------------------------------------------
@@ -223,17 +116,19 @@ def fixed_effects(result):
     Parameters
     ----------
     result : fitted model
-        From :func:`fit_mixedlm` (or a statsmodels ``MixedLM`` / ``ols``
-        result), or from :func:`fit_logit_mixed`.
+        From :func:`fit_mixedlm` or :func:`fit_logit_mixed` (or a statsmodels
+        ``MixedLM`` / ``ols`` result).
 
     Returns
     -------
     pandas.DataFrame
         Indexed by term (patsy's names, e.g. ``Intercept``,
         ``schgend[T.boysch]``) with columns ``Estimate``, ``Std. Error`` and
-        ``t value`` (``z value`` and ``Pr(>|z|)`` for a logistic model).  The
-        standard errors are lme4's: square roots of the diagonal of
-        ``(X' V^-1 X)^-1`` at the ML estimates.
+        ``t value`` (``z value`` and ``Pr(>|z|)`` for a logistic model, as
+        lme4 prints them).  The standard errors are lme4's: square roots of
+        the diagonal of ``(X' V^-1 X)^-1`` at the estimates.  Rounded
+        (``.round(4)``), the p-values are written as R writes them, never as
+        0 (``< 0.0001``).
 
     Examples
     --------
@@ -245,28 +140,20 @@ def fixed_effects(result):
     Intercept     0.002       0.040    0.060
     standlrt      0.563       0.012   45.195
     """
-    if hasattr(result, "_mlm_fixed_effects"):
-        return result._mlm_fixed_effects()
-    kind = _kind(result)
-    if kind == "mixedlm":
-        cache = _lme4_cache(result)
-        est = np.asarray(cache["beta"], dtype=float)
-        se = np.sqrt(np.diag(cache["vcov"]))
-        names = list(result.model.exog_names)
-    elif kind == "ols":
+    if as_mixed(result) is None and _single_level_kind(result) == "ols":
         est = np.asarray(result.params, dtype=float)
         se = np.asarray(result.bse, dtype=float)
-        names = list(result.model.exog_names)
-    else:
-        _need_mixed("fixed_effects", result)
-    return pd.DataFrame({"Estimate": est, "Std. Error": se, "t value": est / se},
-                        index=pd.Index(names, dtype=object))
+        return pd.DataFrame({"Estimate": est, "Std. Error": se, "t value": est / se},
+                            index=pd.Index(list(result.model.exog_names), dtype=object))
+    return _mixed("fixed_effects", result).fixed_effects()
 
 
 def random_effects(result):
     """Variances, standard deviations and correlations of the random part.
 
-    The table lme4 prints under "Random effects:" (its ``VarCorr()``).
+    The table lme4 prints under "Random effects:" (its ``VarCorr()``); the
+    same as ``result.varcorr()``.  Each group's *predicted* effects are
+    :func:`group_effects` (or ``result.ranef``).
 
     Parameters
     ----------
@@ -292,45 +179,7 @@ def random_effects(result):
     0    school  (Intercept)    0.1686    0.4107   NaN
     1  Residual                 0.8478    0.9207   NaN
     """
-    if hasattr(result, "_mlm_random_effects"):
-        return result._mlm_random_effects()
-    if _kind(result) != "mixedlm":
-        _need_mixed("random_effects", result)
-    cache = _lme4_cache(result)
-    cov = np.asarray(cache["cov_re"], dtype=float)
-    sd = np.sqrt(np.clip(np.diag(cov), 0, None))
-    names = _re_term_names(result.model)
-    group = _group_name(result)
-    rows = []
-    for k, name in enumerate(names):
-        if k == 0 or sd[0] == 0 or sd[k] == 0:
-            corr = np.nan
-        else:
-            corr = cov[0, k] / (sd[0] * sd[k])
-        rows.append(dict(Groups=group, Name=name, Variance=cov[k, k],
-                         **{"Std.Dev.": sd[k]}, Corr=corr))
-    sigma2 = float(cache["sigma2"])
-    rows.append(dict(Groups="Residual", Name="", Variance=sigma2,
-                     **{"Std.Dev.": math.sqrt(sigma2)}, Corr=np.nan))
-    out = pd.DataFrame(rows, columns=["Groups", "Name", "Variance", "Std.Dev.", "Corr"])
-    out["Groups"] = out["Groups"].astype(object)
-    out["Name"] = out["Name"].astype(object)
-    return out
-
-
-def _fitted_parts(result):
-    """(fixed part X beta, random part Z b) per row, in the model's row order."""
-    cache = _lme4_cache(result)
-    model = result.model
-    X = np.asarray(model.exog, dtype=float)
-    Z = np.asarray(model.exog_re, dtype=float)
-    fixed = X @ np.asarray(cache["beta"], dtype=float)
-    rand = np.zeros(len(fixed))
-    b = cache["b"]
-    for j, label in enumerate(model.group_labels):
-        ix = model.row_indices[label]
-        rand[ix] = Z[ix] @ b[j]
-    return fixed, rand
+    return _mixed("random_effects", result).varcorr()
 
 
 def summary(result):
@@ -348,7 +197,7 @@ def summary(result):
         notebook cell - it displays as plain text either way.  It holds the
         fit criteria (AIC, BIC, logLik, deviance), the scaled residuals, the
         random effects, the number of observations and groups, and the fixed
-        effects.
+        effects.  ``result.summary()`` gives the same text.
 
     Examples
     --------
@@ -366,112 +215,7 @@ def summary(result):
     Number of obs: 4059, groups:  school, 65
     ...
     """
-    if hasattr(result, "_mlm_summary"):
-        return Summary(result._mlm_summary())
-    if _kind(result) != "mixedlm":
-        _need_mixed("summary", result)
-    cache = _lme4_cache(result)
-    model = result.model
-    reml = bool(cache["reml"])
-    group = _group_name(result)
-    re_names = _re_term_names(model)
-    lines = []
-    if reml:
-        lines.append("Linear mixed model fit by REML")
-    else:
-        lines.append("Linear mixed model fit by maximum likelihood")
-    lines.append("Formula: " + _lme4_formula(result, re_names, group))
-    lines.append("")
-    info = _model_info(result, "summary")
-    llf = info["llf"]
-    n = info["nobs"]
-    k = info["npar"]
-    if reml:
-        crit = {"REML criterion at convergence": -2 * llf}
-        lines.append(f"REML criterion at convergence: {-2 * llf:.1f}")
-    else:
-        crit = [("AIC", -2 * llf + 2 * k), ("BIC", -2 * llf + math.log(n) * k),
-                ("logLik", llf), ("deviance", -2 * llf)]
-        vals = [f"{v:.1f}" for _, v in crit] + [str(n - k)]
-        heads = [h for h, _ in crit] + ["df.resid"]
-        w = [max(len(a), len(b)) for a, b in zip(heads, vals)]
-        lines.append(" " + " ".join(h.rjust(x) for h, x in zip(heads, w)))
-        lines.append(" " + " ".join(v.rjust(x) for v, x in zip(vals, w)))
-    lines.append("")
-    fixed, rand = _fitted_parts(result)
-    resid = (np.asarray(model.endog, float) - fixed - rand) / math.sqrt(cache["sigma2"])
-    q = np.quantile(resid, [0, 0.25, 0.5, 0.75, 1.0])
-    lines.append("Scaled residuals: ")
-    heads = ["Min", "1Q", "Median", "3Q", "Max"]
-    vals = [f"{v:.4f}" for v in q]
-    w = [max(len(a), len(b)) for a, b in zip(heads, vals)]
-    lines.append(" ".join(h.rjust(x) for h, x in zip(heads, w)))
-    lines.append(" ".join(v.rjust(x) for v, x in zip(vals, w)))
-    lines.append("")
-    lines.append("Random effects:")
-    re = random_effects(result)
-    var_txt = _r_format(re["Variance"].to_numpy(), 4)
-    sd_txt = _r_format(re["Std.Dev."].to_numpy(), 4)
-    has_corr = len(re_names) > 1
-    rows = []
-    for i, r in re.iterrows():
-        grp = r["Groups"] if (i == 0 or r["Groups"] == "Residual") else ""
-        row = [grp, r["Name"], var_txt[i], sd_txt[i]]
-        if has_corr:
-            row.append("" if not np.isfinite(r["Corr"]) else f"{r['Corr']:.2f}")
-        rows.append(row)
-    header = ["Groups", "Name", "Variance", "Std.Dev."] + (["Corr"] if has_corr else [])
-    lines.extend(_table(rows, header, "llll" + ("r" if has_corr else "")))
-    lines.append(f"Number of obs: {n}, groups:  {group}, {cache['n_groups']}")
-    lines.append("")
-    lines.append("Fixed effects:")
-    fe = fixed_effects(result)
-    est_txt = _r_format(np.r_[fe["Estimate"].to_numpy(), fe["Std. Error"].to_numpy()], 4)
-    p = len(fe)
-    rows = [[name, est_txt[i], est_txt[p + i], f"{fe['t value'].iloc[i]:.3f}"]
-            for i, name in enumerate(fe.index)]
-    lines.extend(_table(rows, ["", "Estimate", "Std. Error", "t value"], "lrrr"))
-    if p > 1:
-        lines.append("")
-        lines.append("Correlation of Fixed Effects:")
-        lines.extend(_fixef_correlation(cache["vcov"], list(fe.index)))
-    if cache["singular"]:
-        lines.append("")
-        lines.append("optimizer message: boundary (singular) fit: see help('isSingular')")
-    return Summary("\n".join(lines))
-
-
-def _abbreviate(name, width=6):
-    """Short column labels for the correlation table, as lme4 prints them."""
-    if name in ("Intercept", "(Intercept)"):
-        return "(Intr)"
-    return name[:width]
-
-
-def _fixef_correlation(vcov, names):
-    """Lower triangle of the correlation of the fixed effects (lme4's layout)."""
-    vcov = np.asarray(vcov, dtype=float)
-    sd = np.sqrt(np.diag(vcov))
-    corr = vcov / np.outer(sd, sd)
-    rows = []
-    for i in range(1, len(names)):
-        rows.append([names[i]] + [f"{corr[i, j]:.3f}" for j in range(i)]
-                    + [""] * (len(names) - 1 - i))
-    header = [""] + [_abbreviate(n) for n in names[:-1]]
-    return _table(rows, header, "l" + "r" * (len(names) - 1))
-
-
-def _lme4_formula(result, re_names, group):
-    cache = _lme4_cache(result)
-    formula = cache.get("formula")
-    if not formula:
-        formula = getattr(result.model, "formula", None) or "y ~ ..."
-    lhs, rhs = formula.split("~", 1)
-    rhs = rhs.strip()
-    re_terms = ["1" if n == "(Intercept)" else n for n in re_names]
-    if "(Intercept)" not in re_names:
-        re_terms = ["0"] + re_terms
-    return f"{lhs.strip()} ~ {rhs} + ({' + '.join(re_terms)} | {group})"
+    return _mixed("summary", result).summary()
 
 
 def vpc(result, at=None, **kwargs):
@@ -480,7 +224,8 @@ def vpc(result, at=None, **kwargs):
     For a random-intercept model, ``sigma2_u / (sigma2_u + sigma2_e)`` - the
     intra-class correlation.  In a random-slope model the level-2 variance
     depends on the slope variable ``x``, so there is no single VPC: pass
-    ``at=`` (a value of ``x``) to get it at that value.
+    ``at=`` (a value of ``x``) to get it at that value.  For a logistic
+    model see :meth:`LogitMixedResults.vpc` (``method=``).
 
     Parameters
     ----------
@@ -489,7 +234,7 @@ def vpc(result, at=None, **kwargs):
     at : float, optional
         Random-slope models only: the value of the slope variable at which
         to evaluate ``var(u0 + u1 x) / (var(u0 + u1 x) + sigma2_e)``.  For a
-        logistic model, passed on to its own method.
+        logistic model, a covariate pattern (dict).
     **kwargs
         Passed to a logistic model (e.g. ``method="latent"``).
 
@@ -505,60 +250,25 @@ def vpc(result, at=None, **kwargs):
     >>> round(vpc(m1), 3)
     0.166
     """
-    if hasattr(result, "_mlm_vpc"):
-        if isinstance(at, str):
-            raise TypeError(
-                f"vpc(): the second argument is `at` (a covariate pattern); to choose the "
-                f"method write it by name: vpc(result, method={at!r}).")
-        if at is not None:
-            kwargs["at"] = at
-        return float(result._mlm_vpc(**kwargs))
-    kind = _kind(result)
-    if kind in ("ols", "glm", "logit"):
-        fitter = "fit_mixedlm"
-        if kind == "logit" or (kind == "glm" and _model_info(result, "vpc")["family"] == "binomial"):
-            fitter = "fit_logit_mixed"
-        raise ValueError(
-            "vpc(): this is a single-level model: it has no level-2 variance, so "
-            "there is nothing to partition. Fit a multilevel model with "
-            f"{fitter}(formula, data, groups=...) and pass that.")
-    if kind != "mixedlm":
-        _need_mixed("vpc", result)
-    if kwargs:
+    mixed = as_mixed(result)
+    if mixed is None:
+        kind = _single_level_kind(result)
+        if kind in ("ols", "glm", "logit"):
+            fitter = "fit_mixedlm"
+            if kind == "logit" or _model_info(result, "vpc")["family"] == "binomial":
+                fitter = "fit_logit_mixed"
+            raise ValueError(
+                "vpc(): this is a single-level model: it has no level-2 variance, so "
+                "there is nothing to partition. Fit a multilevel model with "
+                f"{fitter}(formula, data, groups=...) and pass that.")
+        _mixed("vpc", result)
+    if mixed.family == "binomial" and isinstance(at, str):
         raise TypeError(
-            f"vpc(): unexpected argument(s) {', '.join(kwargs)} for a linear model. "
-            "method=, n_sim= and seed= are for logistic models from fit_logit_mixed(); "
-            "a linear random-intercept model has one VPC: vpc(result).")
-    cache = _lme4_cache(result)
-    cov = np.asarray(cache["cov_re"], dtype=float)
-    sigma2 = float(cache["sigma2"])
-    names = _re_term_names(result.model)
-    if names == ["(Intercept)"]:
-        if at is not None:
-            raise ValueError("vpc(): `at` is only for random-slope models; this one "
-                             "has a random intercept only.")
-        return float(cov[0, 0] / (cov[0, 0] + sigma2))
-    slopes = ", ".join(n for n in names if n != "(Intercept)")
-    if at is not None and (names[0] != "(Intercept)" or cov.shape[0] != 2):
-        raise ValueError(
-            f"vpc(): `at` works for a random intercept with one random slope; this "
-            f"model's random part is {', '.join(names)}. Compute the level-2 variance "
-            "at your covariate values from the covariance matrix result.cov_re "
-            "instead.")
-    if at is not None and (isinstance(at, bool) or not isinstance(
-            at, (int, float, np.integer, np.floating)) or not np.isfinite(at)):
-        raise TypeError(
-            f"vpc(): `at` is a value of {slopes} (a finite number, e.g. at=0), "
-            f"not {at!r}.")
-    if at is None:
-        raise ValueError(
-            f"vpc(): this model has a random slope for {slopes}, so the level-2 "
-            f"variance (and with it the VPC) changes with {slopes}; there is no "
-            f"single VPC. Use a random-intercept model, or give the value of "
-            f"{slopes} to evaluate it at, e.g. vpc(result, at=0).")
-    x = float(at)
-    v2 = cov[0, 0] + 2 * x * cov[0, 1] + x * x * cov[1, 1]
-    return float(v2 / (v2 + sigma2))
+            f"vpc(): the second argument is `at` (a covariate pattern); to choose the "
+            f"method write it by name: vpc(result, method={at!r}).")
+    if at is not None:
+        kwargs["at"] = at
+    return float(mixed.vpc(**kwargs))
 
 
 # ---------------------------------------------------------------------------
@@ -602,14 +312,14 @@ class LRTestResult:
         for name, m in (("restricted", self.restricted), ("full", self.full)):
             rows.append([name, str(m["npar"]), f"{m['logLik']:.3f}", f"{m['deviance']:.3f}"])
         lines = ["Likelihood-ratio test (maximum likelihood fits)"]
-        lines.extend(_table(rows, ["", "npar", "logLik", "deviance"], "lrrr"))
+        lines.extend(table(rows, ["", "npar", "logLik", "deviance"], "lrrr"))
         lines.append(f"Chisq = {self.statistic:.3f} on {self.df} df, "
-                     f"p {_p_text(self.pvalue)}")
+                     f"p {p_text(self.pvalue)}")
         if self.n_variance_tested:
             mix = (f"chi2({self.df - 1}) and chi2({self.df})" if self.df > 1
                    else "0 and chi2(1)")
-            lines.append(f"Boundary-corrected p (50:50 mixture of {mix}) = "
-                         f"{_format_p(self.pvalue_boundary)}")
+            lines.append(f"Boundary-corrected p (50:50 mixture of {mix}) "
+                         f"{p_text(self.pvalue_boundary)}")
         return "\n".join(lines)
 
     def __repr__(self):
@@ -758,7 +468,8 @@ def compare_models(*results, names=None):
     pandas.DataFrame
         Columns ``npar``, ``AIC``, ``BIC``, ``logLik``, ``deviance``,
         ``Chisq``, ``Df``, ``Pr(>Chisq)`` (the test columns are NaN in the
-        first row).
+        first row).  When rounded (``.round(3)``) the p-values are written
+        as R writes them, never as 0 (``< 0.001``).
 
     Examples
     --------
@@ -767,9 +478,9 @@ def compare_models(*results, names=None):
     >>> m2 = fit_mixedlm("normexam ~ standlrt", exam, groups="school")
     >>> m3 = fit_mixedlm("normexam ~ standlrt + schgend", exam, groups="school")
     >>> compare_models(m2, m3, names=["m2", "m3"]).round(2)
-        npar      AIC      BIC   logLik  deviance  Chisq   Df  Pr(>Chisq)
-    m2     4  9365.24  9390.48 -4678.62   9357.24    NaN  NaN         NaN
-    m3     6  9361.42  9399.27 -4674.71   9349.42   7.82  2.0        0.02
+        npar      AIC      BIC   logLik  deviance  Chisq   Df Pr(>Chisq)
+    m2     4  9365.24  9390.48 -4678.62   9357.24    NaN  NaN        NaN
+    m3     6  9361.42  9399.27 -4674.71   9349.42   7.82  2.0       0.02
     """
     if len(results) == 1 and isinstance(results[0], (list, tuple)):
         results = tuple(results[0])
@@ -808,15 +519,15 @@ def compare_models(*results, names=None):
         rows.append(row)
     out = pd.DataFrame(rows, index=pd.Index([names[i] for i in order], dtype=object))
     out["npar"] = out["npar"].astype(int)
-    return out
+    return Table(out)
 
 
 # ---------------------------------------------------------------------------
 # Group-level effects
 # ---------------------------------------------------------------------------
 
-def group_effects(result):
-    """Predicted group effects (conditional modes) with 95% intervals.
+def group_effects(result, alpha=0.05):
+    """Predicted group effects (conditional modes) with confidence intervals.
 
     The tidy version of lme4's ``ranef(model, condVar = TRUE)``.
 
@@ -824,6 +535,8 @@ def group_effects(result):
     ----------
     result : fitted model
         From :func:`fit_mixedlm` or :func:`fit_logit_mixed`.
+    alpha : float, default 0.05
+        1 - confidence level of the intervals (0.05: 95% intervals).
 
     Returns
     -------
@@ -832,7 +545,7 @@ def group_effects(result):
         ``term`` (``(Intercept)``, ``standlrt``), ``effect`` (the predicted
         deviation of the group from the overall line), ``se`` (its
         conditional standard error), ``lower`` and ``upper`` (effect -/+
-        1.96 se) and ``rank`` (1 = lowest effect within the term).
+        z se, 1.96 se for 95%) and ``rank`` (1 = lowest effect within the term).
 
     Examples
     --------
@@ -845,26 +558,7 @@ def group_effects(result):
     >>> list(ge.columns)
     ['group', 'term', 'effect', 'se', 'lower', 'upper', 'rank']
     """
-    if hasattr(result, "_mlm_group_effects"):
-        return result._mlm_group_effects()
-    if _kind(result) != "mixedlm":
-        _need_mixed("group_effects", result)
-    cache = _lme4_cache(result)
-    labels = list(result.model.group_labels)
-    names = _re_term_names(result.model)
-    b = np.asarray(cache["b"], dtype=float)
-    condvar = np.asarray(cache["condvar"], dtype=float)
-    frames = []
-    for k, name in enumerate(names):
-        se = np.sqrt(np.clip(condvar[:, k, k], 0, None))
-        eff = b[:, k]
-        df = pd.DataFrame({"group": labels, "term": name, "effect": eff, "se": se,
-                           "lower": eff - _Z975 * se, "upper": eff + _Z975 * se})
-        df["rank"] = df["effect"].rank(method="first").astype(int)
-        frames.append(df)
-    out = pd.concat(frames, ignore_index=True)
-    out["term"] = out["term"].astype(object)
-    return out
+    return _mixed("group_effects", result).group_effects(alpha=alpha)
 
 
 def effective_sample_size(n, cluster_size, icc):
@@ -892,7 +586,7 @@ def effective_sample_size(n, cluster_size, icc):
     362.4
     """
     for name, value in (("n", n), ("cluster_size", cluster_size), ("icc", icc)):
-        if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        if not is_number(value):
             raise TypeError(
                 f"effective_sample_size(): `{name}` must be a number, got {value!r}.")
         if not np.isfinite(value):

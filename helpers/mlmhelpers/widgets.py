@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from ._axes import new_axes
+from ._validate import is_number, is_whole
 
 __all__ = ["simulate_groups", "population_vpc", "plot_groups", "variance_explorer"]
 
@@ -30,7 +31,7 @@ def _check_variance(value, name):
 
 
 def _check_count(value, name, minimum):
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+    if not is_whole(value):
         raise TypeError(f"{name} must be a whole number, got {value!r}")
     if value < minimum:
         raise ValueError(f"{name} must be at least {minimum}, got {value}")
@@ -114,8 +115,7 @@ def simulate_groups(between_var=0.17, within_var=0.85, n_groups=10, group_size=2
     within_var = _check_variance(within_var, "within_var")
     n_groups = _check_count(n_groups, "n_groups", 1)
     group_size = _check_count(group_size, "group_size", 1)
-    if isinstance(mean, bool) or not isinstance(mean, (int, float, np.integer, np.floating)) \
-            or not np.isfinite(mean):
+    if not is_number(mean) or not np.isfinite(mean):
         raise TypeError(f"mean must be a finite number (the overall mean beta_0), got {mean!r}")
     if seed is not None:
         seed = _check_count(seed, "seed", 0)
@@ -139,7 +139,7 @@ def simulate_groups(between_var=0.17, within_var=0.85, n_groups=10, group_size=2
     return df
 
 
-def plot_groups(data, ax=None, group_label="school", y_label="score", unit_label="pupil"):
+def plot_groups(data, *, ax=None, group_label="school", y_label="score", unit_label="pupil"):
     """Strip plot of simulated groups with each group's mean.
 
     Parameters
