@@ -67,6 +67,28 @@ def _mixed(func, result):
     return mixed
 
 
+def _vc_model_info(result):
+    """LR-test facts of a statsmodels MixedLM with variance components, else None.
+
+    Such a model (several nested random intercepts through ``vc_formula``, as
+    lecture 7 fits) is not read the lme4 way by the helpers, but its
+    log-likelihood and parameter count are all a likelihood-ratio test needs.
+    """
+    from statsmodels.regression.mixed_linear_model import MixedLM
+
+    inner = getattr(result, "_results", result)
+    model = getattr(inner, "model", None)
+    if not isinstance(model, MixedLM) or not getattr(model, "k_vc", 0):
+        return None
+    n_var = int(model.k_re2) + int(model.k_vc)
+    labels = getattr(getattr(model, "data", None), "row_labels", None)
+    names = getattr(getattr(model, "data", None), "ynames", None)
+    return dict(llf=float(inner.llf), npar=int(model.k_fe) + n_var + 1, nobs=int(inner.nobs),
+                rows=None if labels is None else pd.Index(labels), reml=bool(model.reml),
+                family="gaussian", mixed=True, n_variance_params=n_var,
+                response=names if isinstance(names, str) else None)
+
+
 def _model_info(result, func="lr_test") -> dict:
     """What a likelihood-ratio test needs to know about a fitted model.
 
@@ -75,6 +97,9 @@ def _model_info(result, func="lr_test") -> dict:
     random-effect variances and covariances, and the residual variance of a
     linear model), as lme4's ``logLik()`` ``df`` does.
     """
+    vc_info = _vc_model_info(result)
+    if vc_info is not None:
+        return vc_info
     mixed = as_mixed(result)
     if mixed is not None:
         return mixed._model_info()
