@@ -389,3 +389,13 @@ def test_few_deviance_evaluations(fits):
     for key in ("exam_m1", "exam_m4", "chem_c2"):
         assert fits[key].optimizer["evaluations"] < 150, key
         assert fits[key].optimizer["gradient"] < 1e-3, key
+
+
+def test_keyword_argument_in_formula_is_not_a_column():
+    """Treatment(reference="F") names a parameter, not a column of the data."""
+    chem = load_dataset("chem97")
+    m = fit_mixedlm('score ~ C(gender, Treatment(reference="F"))', chem, groups="school")
+    term = 'C(gender, Treatment(reference="F"))[T.M]'
+    m_default = fit_mixedlm("score ~ gender", chem, groups="school")
+    # the same model with the reference level spelled out: same slope as gender[T.M]
+    assert abs(m.fe_params[term] - m_default.fe_params["gender[T.M]"]) < 1e-6

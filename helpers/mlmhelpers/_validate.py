@@ -70,6 +70,9 @@ def identifiers(formula: str) -> list[str]:
         # attribute access such as np.log: skip the part after the dot
         if match.start() > 0 and text[match.start() - 1] == ".":
             continue
+        # a keyword argument such as Treatment(reference="F"): a parameter, not a column
+        if re.match(r"\s*=(?!=)", text[match.end():]):
+            continue
         if name not in names:
             names.append(name)
     return names
