@@ -191,8 +191,9 @@ def test_student_readme_badge_and_instructions(edition):
 
 
 def test_student_makefile_lab_runs_postbuild_and_starts_on_landing_page(edition):
-    dry = subprocess.run(["make", "-n", "-C", str(edition), "lab", "PORT=8123"],
-                         capture_output=True, text=True, check=True).stdout.replace("\\\n", " ")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MAKE")}  # also under `make test`
+    dry = subprocess.run(["make", "--no-print-directory", "-n", "-C", str(edition), "lab", "PORT=8123"],
+                         env=env, capture_output=True, text=True, check=True).stdout.replace("\\\n", " ")
     steps = [line.strip() for line in dry.splitlines() if line.strip() and not line.startswith("make")]
     assert any("pip install --quiet -r requirements.txt" in s for s in steps), steps
     assert any(s.endswith("./postBuild") for s in steps), steps
