@@ -214,6 +214,7 @@ def test_lab_page_has_nbgrader_and_widgets(binder_lab):
     federated = {ext["name"] for ext in config["federated_extensions"]}
     assert {"@jupyter/nbgrader", "@jupyter-widgets/jupyterlab-manager"} <= federated, federated
     assert set(STUDENT_LAB_PLUGINS_OFF) <= set(config["disabledExtensions"]), config["disabledExtensions"]
+    assert set(STUDENT_LAB_PLUGINS_OFF) <= set(config["lockedExtensions"]), config["lockedExtensions"]
     assert "@jupyter/nbgrader:validate-assignment" not in config["disabledExtensions"]
 
 

@@ -78,6 +78,18 @@ def test_make_lab_prints_working_address_and_stops_cleanly(tmp_path, mode):
             for path in ("formgrader", "assignments?course_id=multilevel"):
                 sep = "&" if "?" in path else "?"
                 assert _status(f"http://127.0.0.1:{port}/{path}{sep}token={token}") == 404, path
+            # Locked: JupyterLab's plugin manager refuses to switch Formgrader back on.
+            assert set(STUDENT_LAB_PLUGINS_OFF) <= set(config["lockedExtensions"])
+            request = urllib.request.Request(
+                f"http://127.0.0.1:{port}/lab/api/plugins", method="POST",
+                data=json.dumps({"cmd": "enable", "plugin_name": "@jupyter/nbgrader:formgrader"}).encode(),
+                headers={"Authorization": f"token {token}", "Content-Type": "application/json"})
+            try:
+                urllib.request.urlopen(request, timeout=30)
+                refused = None
+            except urllib.error.HTTPError as err:
+                refused = (err.code, err.read().decode())
+            assert refused and refused[0] == 500 and "locked" in refused[1], refused
         else:  # the tutor keeps Formgrader and Create Assignment (not opened: it writes a gradebook)
             assert not disabled & set(STUDENT_LAB_PLUGINS_OFF), disabled
             assert served == str(REPO)

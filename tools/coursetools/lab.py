@@ -72,7 +72,8 @@ def student_environment(config_dir: Path | str, env: dict | None = None) -> dict
     """Environment variables that start JupyterLab in student mode.
 
     Writes a Jupyter configuration folder ``config_dir`` that switches off
-    :data:`STUDENT_SERVER_EXTENSIONS_OFF` and :data:`STUDENT_LAB_PLUGINS_OFF`,
+    :data:`STUDENT_SERVER_EXTENSIONS_OFF` and switches off and locks
+    :data:`STUDENT_LAB_PLUGINS_OFF`,
     and returns a copy of ``env`` (default: ``os.environ``) with that folder
     first on ``JUPYTER_CONFIG_PATH``.  Folders there take precedence over the
     environment's own configuration (where nbgrader switches everything on),
@@ -95,7 +96,9 @@ def student_environment(config_dir: Path | str, env: dict | None = None) -> dict
     server = {"ServerApp": {"jpserver_extensions": {
         name: False for name in STUDENT_SERVER_EXTENSIONS_OFF}}}
     (config_dir / "jupyter_server_config.json").write_text(json.dumps(server, indent=2))
-    page = {"disabledExtensions": {name: True for name in STUDENT_LAB_PLUGINS_OFF}}
+    # Locked too, as postBuild does: the plugin manager cannot switch them back on.
+    page = {"disabledExtensions": {name: True for name in STUDENT_LAB_PLUGINS_OFF},
+            "lockedExtensions": {name: True for name in STUDENT_LAB_PLUGINS_OFF}}
     (config_dir / "labconfig" / "page_config.json").write_text(json.dumps(page, indent=2))
     env = dict(os.environ if env is None else env)
     env["JUPYTER_CONFIG_PATH"] = os.pathsep.join(
