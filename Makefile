@@ -70,5 +70,7 @@ grade: $(STAMP)
 bench: $(STAMP)
 	$(PY) benchmarks/run.py
 
+# Keeps build/student when it is a git worktree of the student branch.
 clean:
-	rm -rf $(VENV) build .pytest_cache
+	rm -rf $(VENV) .pytest_cache build/slides
+	if [ ! -e $(RELEASE)/.git ]; then rm -rf $(RELEASE); fi

@@ -208,12 +208,23 @@ def test_rebuild_keeps_a_worktree_git_and_drops_stale_files(tmp_path):
     out = tmp_path / "student"
     out.mkdir()
     (out / ".git").write_text("gitdir: /somewhere/worktrees/student\n")
-    (out / "stale.txt").write_text("from an older release")
+    (out / "course").mkdir()
+    (out / "course" / "stale.ipynb").write_text("{}")
+    (out / ".venv").mkdir()  # the edition's own `make lab`, tried by a tutor
+    (out / ".venv" / "pyvenv.cfg").write_text("home = /usr/bin\n")
     build_edition(out)
     assert (out / ".git").read_text().startswith("gitdir:")
-    assert not (out / "stale.txt").exists()
+    assert (out / ".venv" / "pyvenv.cfg").exists()
+    assert not (out / "course" / "stale.ipynb").exists()
     with pytest.raises(ValueError, match="outside the course's own folders"):
         build_edition(REPO / "no-such-folder")
+    # A mistyped --out never wipes a folder of other files.
+    other = tmp_path / "thesis"
+    other.mkdir()
+    (other / "chapter1.tex").write_text("precious")
+    with pytest.raises(ValueError, match="not part of a student edition"):
+        build_edition(other)
+    assert (other / "chapter1.tex").read_text() == "precious"
 
 
 @pytest.mark.parametrize("module", [release_module, lab_module], ids=lambda m: m.__name__)

@@ -28,9 +28,9 @@ Usage::
 
     python -m coursetools.release [--out build/student]
 
-``--out`` is emptied first, except a ``.git`` in it: the output folder can be
-a git worktree of the ``student`` branch (see the README, "The student
-edition").
+``--out`` is emptied first, except its ``.git`` and ``.venv``: the output
+folder can be a git worktree of the ``student`` branch (see the README, "The
+student edition") in which a tutor has tried the edition's ``make lab``.
 """
 
 from __future__ import annotations
@@ -68,6 +68,9 @@ MARKERS = (
 )
 _REGION = re.compile(
     r"### BEGIN (SOLUTION|HIDDEN TESTS)[^\n]*\n(.*?)### END \1", re.S)
+#: Kept when the output folder is emptied: the student branch's git worktree link and the
+#: .venv of the edition's own `make lab` (both ignored by the edition's git).
+KEPT = (".git", ".venv")
 # Shorter lines (``plt.show()``, the tail of a wrapped sentence) are not secrets.
 MIN_SECRET_LENGTH = 12
 
@@ -179,7 +182,8 @@ def find_leaks(edition: Path | str, secrets: dict[str, set[str]] | None = None) 
     edition = Path(edition)
     secrets = secret_lines() if secrets is None else secrets
     leaks = []
-    for path in sorted(p for p in edition.rglob("*") if p.is_file() and ".git" not in p.parts):
+    for path in sorted(p for p in edition.rglob("*")
+                       if p.is_file() and not set(KEPT) & set(p.relative_to(edition).parts)):
         rel = path.relative_to(edition).as_posix()
         lines = _text_lines(path)
         if lines is None:
@@ -226,11 +230,26 @@ def _origin(repo: Path) -> str | None:
     return proc.stdout.strip() if proc.returncode == 0 else None
 
 
+def _top_level_names() -> set[str]:
+    return {Path(p).parts[0] for p in SHIPPED} | set(STUDENT_FILES) | {"pyproject.toml"}
+
+
 def _empty(out: Path) -> None:
-    """Empty ``out`` but keep a ``.git`` in it (a worktree of the student branch)."""
+    """Empty ``out`` but keep its ``.git`` (a worktree of the student branch) and ``.venv``.
+
+    Refuses a folder holding anything but a student edition (and what JupyterLab
+    and pip leave in one), so a mistyped ``--out`` never wipes other files.
+    """
+    if out.exists():
+        allowed = _top_level_names() | set(KEPT) | {".ipynb_checkpoints", "__pycache__"}
+        foreign = sorted(p.name for p in out.iterdir() if p.name not in allowed)
+        if foreign:
+            raise ValueError(f"{out} holds files that are not part of a student edition "
+                             f"({', '.join(foreign[:5])}): give an empty or new folder, or "
+                             "one that holds an earlier student edition")
     out.mkdir(parents=True, exist_ok=True)
     for child in out.iterdir():
-        if child.name == ".git":
+        if child.name in KEPT:
             continue
         if child.is_dir() and not child.is_symlink():
             shutil.rmtree(child)
@@ -290,7 +309,7 @@ def main(argv: list[str] | None = None) -> int:
                                      description="Write the student edition of the course.")
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT,
                         help=f"output folder (default: {DEFAULT_OUT.relative_to(REPO)}); "
-                             "emptied first, except its .git")
+                             "emptied first, except its .git and .venv")
     args = parser.parse_args(argv)
     try:
         files = build_edition(args.out)
