@@ -1,43 +1,63 @@
-# Two commands do all the set-up on a fresh machine (Python 3.11 with pip):
-#   make lab   - create .venv, install everything, start JupyterLab here
-#   make test  - create the same .venv and run the whole test suite
+# The tutor's (maintainer's) source of the course.  Two commands do all the
+# set-up on a fresh machine (Python 3.11 with pip):
+#   make lab   - create .venv, install everything, start JupyterLab here (tutor mode)
+#   make test  - install the Debian packages the tests need if missing, create
+#                the same .venv and run the whole test suite
+# and
+#   make release      - write the student edition to build/student
+#   make lab-student  - build it and start JupyterLab on it as students see it
 SHELL := /bin/bash
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 PORT ?= 8888
+RELEASE := build/student
 # Two workers: the suite is dominated by notebook execution.
 PYTEST_ARGS ?= -n 2 --dist loadfile
 
-.PHONY: lab test venv slides grade bench clean
+.PHONY: lab lab-student release test system-packages venv slides grade bench clean
 
 venv: $(STAMP)
 
-$(STAMP): requirements.txt pyproject.toml tools/pyproject.toml
+# Runtime pins + test and build tools (requirements-dev.txt), the helper
+# library and the tutor tools, both editable.
+$(STAMP): requirements.txt requirements-dev.txt pyproject.toml tools/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -r requirements.txt
+	$(PY) -m pip install --quiet -r requirements-dev.txt
 	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e .
 	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e tools
 	touch $(STAMP)
 
-# Wheels of every pinned requirement (and hatchling, the build backend), so
-# tests/test_binder.py can install a fresh environment the way Binder does
-# without any network at test time.
+# Wheels of every runtime requirement and of hatchling (the build backend
+# postBuild's `pip install .` needs), so tests/test_binder.py can install a
+# fresh environment the way Binder does without any network at test time.
 WHEELHOUSE := $(VENV)/wheelhouse/.complete
-$(WHEELHOUSE): requirements.txt $(STAMP)
-	$(PY) -m pip download --quiet -r requirements.txt -d $(VENV)/wheelhouse
+$(WHEELHOUSE): requirements.txt requirements-dev.txt $(STAMP)
+	$(PY) -m pip download --quiet -r requirements.txt \
+		"$$(grep -E '^hatchling==' requirements-dev.txt)" -d $(VENV)/wheelhouse
 	touch $(WHEELHOUSE)
 
 lab: $(STAMP)
 	$(PY) -m coursetools.lab --port $(PORT)
 
+release: $(STAMP)
+	$(PY) -m coursetools.release --out $(RELEASE)
+
+lab-student: release
+	$(PY) -m coursetools.lab --student --root $(RELEASE) --port $(PORT)
+
+# Debian packages the tests need (tools/system-packages.txt): installed when
+# missing if we may, else a message saying what to install.
+system-packages:
+	tools/install-system-packages.sh
+
 # One BLAS thread per process: two pytest workers (and their notebook kernels)
 # share two cores, and competing BLAS threads slow the fits several-fold.
 test: export OPENBLAS_NUM_THREADS = 1
 test: export OMP_NUM_THREADS = 1
-test: $(STAMP) $(WHEELHOUSE)
+test: system-packages $(STAMP) $(WHEELHOUSE)
 	$(PY) -m pytest $(PYTEST_ARGS) tests course solutions \
 		--nbval-lax --nbval-sanitize-with tests/nbval_sanitize.cfg $(ARGS)
 
@@ -50,5 +70,7 @@ grade: $(STAMP)
 bench: $(STAMP)
 	$(PY) benchmarks/run.py
 
+# Keeps build/student when it is a git worktree of the student branch.
 clean:
-	rm -rf $(VENV) build .pytest_cache
+	rm -rf $(VENV) .pytest_cache build/slides
+	if [ ! -e $(RELEASE)/.git ]; then rm -rf $(RELEASE); fi

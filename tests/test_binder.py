@@ -1,26 +1,33 @@
-"""Binder's install steps, replayed offline in a fresh virtual environment.
+"""Binder's install of the student edition, replayed offline in a fresh virtual environment.
 
-Binder (repo2docker) cannot be launched from here.  What it does with this
-repository is: clone it, create a conda environment from ``environment.yml``
+Students clone, and Binder builds, the student edition (``make release``,
+``build/student``; published as the ``student`` branch), not this repository.
+Binder (repo2docker) cannot be launched from here.  What it does with the
+edition is: clone it, create a conda environment from ``environment.yml``
 (Python 3.11 from conda-forge; every other package from the ``pip:`` section),
-run ``postBuild`` in the repository folder, and start JupyterLab there.  This
-test replays everything except conda:
+run ``postBuild`` in the folder, and start JupyterLab there.  This test
+replays everything except conda:
 
-* copies the files git would clone (tracked and new, not ignored) to a
-  temporary folder;
+* builds the student edition into a temporary folder with
+  ``coursetools.release`` (what the ``student`` branch holds);
 * creates a fresh virtual environment with this machine's Python 3.11 and
-  installs exactly the ``pip:`` section of ``environment.yml`` into it, from the
-  wheelhouse ``.venv/wheelhouse`` that ``make test`` fills (``pip download``),
-  with ``--no-index``: no network at test time;
-* runs ``postBuild`` unchanged (pip pointed at the wheelhouse by environment
-  variables);
-* from an unrelated folder, imports the helpers (the installed copy, not the
-  repository's ``helpers/``) and loads a data set without ``MLM_DATA_DIR``;
-* checks the Jupyter server and Lab extensions that postBuild leaves on/off;
-* starts the fresh environment's JupyterLab in the copy the way Binder does and
-  asks nbgrader's *Validate* handler to run the solution of practical 1 (it
-  must pass every test) and the student version (it must report the
-  unanswered questions), and lists assignments without an exchange error.
+  installs exactly the ``pip:`` section of the edition's ``environment.yml``
+  into it, from the wheelhouse ``.venv/wheelhouse`` that ``make test`` fills
+  (``pip download``), with ``--no-index``: no network at test time;
+* runs the edition's ``postBuild`` unchanged (pip pointed at the wheelhouse by
+  environment variables; its ``pip install .`` builds the helpers' wheel with
+  hatchling from there);
+* from an unrelated folder, imports the helpers (the installed copy) and loads
+  a data set without ``MLM_DATA_DIR``;
+* checks the Jupyter server and Lab extensions that postBuild leaves on/off:
+  Validate on; Formgrader, Create Assignment, the assignment and course lists
+  (no exchange) and the news off;
+* starts JupyterLab with the edition's own ``make lab`` (in this environment,
+  which postBuild set up as the Makefile would) and asks nbgrader's
+  *Validate* handler to run the solution of practical 1 (copied in from
+  ``solutions/``; it must pass every test) and the student version (it must
+  report the unanswered questions); Formgrader and the assignment list answer
+  404.
 """
 
 from __future__ import annotations
@@ -39,6 +46,9 @@ from pathlib import Path
 
 import pytest
 from _labserver import free_port, running_server
+
+from coursetools.lab import STUDENT_LAB_PLUGINS_OFF
+from coursetools.release import build_edition
 
 REPO = Path(__file__).resolve().parents[1]
 WHEELHOUSE = REPO / ".venv" / "wheelhouse"
@@ -63,15 +73,6 @@ def _pip_section(environment_yml: Path) -> list[str]:
     return reqs
 
 
-def _repo_files() -> list[str]:
-    """Files a clone of the repository would hold (tracked and not-ignored new files)."""
-    out = subprocess.run(
-        ["git", "ls-files", "--cached", "--others", "--exclude-standard", "-z"],
-        cwd=REPO, capture_output=True, check=True,
-    ).stdout.decode()
-    return [f for f in out.split("\0") if f and (REPO / f).is_file()]
-
-
 def _run(cmd, **kw):
     proc = subprocess.run(cmd, capture_output=True, text=True, **kw)
     assert proc.returncode == 0, (
@@ -85,10 +86,8 @@ def binder(tmp_path_factory):
         pytest.fail(f"{WHEELHOUSE} is missing or incomplete: `make test` fills it "
                     "(make .venv/wheelhouse/.complete)")
     base = tmp_path_factory.mktemp("binder")
-    repo = base / "repo"
-    for rel in _repo_files():
-        (repo / rel).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(REPO / rel, repo / rel)
+    repo = base / "student"
+    build_edition(repo)
     home = base / "home"
     home.mkdir()
 
@@ -121,6 +120,10 @@ def binder(tmp_path_factory):
     assert os.access(postbuild, os.X_OK), "postBuild must be executable (repo2docker runs it directly)"
     build = _run([str(postbuild)], cwd=repo, env=env)
     print(f"\nfresh environment installed and postBuild run in {time.monotonic() - started:.0f} s")
+    # The edition's Makefile creates .venv the same way (requirements.txt, which pins what
+    # environment.yml pins, then postBuild); mark this environment as done so that
+    # `make lab VENV=...` only starts JupyterLab.
+    (env_dir / ".installed").touch()
     return {"repo": repo, "env": env, "bin": bindir, "home": home, "postbuild": build}
 
 
@@ -144,27 +147,38 @@ def test_nbgrader_extensions_for_students(binder):
     server = _run([binder["bin"] / "jupyter", "server", "extension", "list"],
                   cwd=binder["repo"], env=binder["env"])
     text = re.sub(r"\x1b\[[0-9;]*m", "", server.stdout + server.stderr)
-    for ext in ("validate_assignment", "assignment_list"):
-        assert re.search(rf"nbgrader\.server_extensions\.{ext}\s+enabled", text), text
-    assert re.search(r"nbgrader\.server_extensions\.formgrader\s+disabled", text), text
+    assert re.search(r"nbgrader\.server_extensions\.validate_assignment\s+enabled", text), text
+    for ext in ("formgrader", "assignment_list", "course_list"):
+        assert re.search(rf"nbgrader\.server_extensions\.{ext}\s+disabled", text), text
 
     lab = _run([binder["bin"] / "jupyter", "labextension", "list"],
                cwd=binder["repo"], env=binder["env"])
     text = re.sub(r"\x1b\[[0-9;]*m", "", lab.stdout + lab.stderr)
     assert re.search(r"@jupyter/nbgrader v0\.9\.6 enabled\s+OK", text), text
     assert re.search(r"@jupyter-widgets/jupyterlab-manager v\S+ enabled\s+OK", text), text
-    assert re.search(r"@jupyter/nbgrader:formgrader", text), text  # listed as disabled
+    disabled = text.split("Disabled extensions:")[-1]
+    for plugin in STUDENT_LAB_PLUGINS_OFF:
+        assert plugin in disabled, f"{plugin} is not disabled:\n{text}"
+    assert "validate-assignment" not in disabled
+
+
+def test_postbuild_rejects_a_bad_assignment_list_setting(binder):
+    """NBGRADER_ASSIGNMENT_LIST is on or off; anything else stops postBuild before it changes anything."""
+    bad = subprocess.run([str(binder["repo"] / "postBuild")], cwd=binder["repo"],
+                         env=dict(binder["env"], NBGRADER_ASSIGNMENT_LIST="maybe"),
+                         capture_output=True, text=True)
+    assert bad.returncode == 2 and "must be on or off" in bad.stderr
 
 
 @pytest.fixture(scope="module")
 def binder_lab(binder):
-    """The fresh environment's JupyterLab, started in the repository copy as Binder does."""
+    """The fresh environment's JupyterLab, started in the edition by its `make lab`."""
     port = free_port()
     token = secrets.token_hex(16)
-    cmd = [str(binder["bin"] / "jupyter"), "lab", "--no-browser", f"--port={port}",
-           "--ip=127.0.0.1", "--ServerApp.port_retries=0", f"--IdentityProvider.token={token}"]
-    if hasattr(os, "geteuid") and os.geteuid() == 0:
-        cmd.append("--allow-root")  # Binder runs as an ordinary user; CI runs as root
+    # The edition's `make lab`, in the environment built above (Binder starts the same
+    # JupyterLab in the same folder; its configuration comes from postBuild).
+    cmd = ["make", "--no-print-directory", "lab", f"VENV={binder['bin'].parent}", f"PORT={port}",
+           f"ARGS=--no-browser --ip=127.0.0.1 --ServerApp.port_retries=0 --IdentityProvider.token={token}"]
     log_path = binder["home"] / "jupyterlab.log"
     url = f"http://127.0.0.1:{port}"
 
@@ -174,8 +188,15 @@ def binder_lab(binder):
         with urllib.request.urlopen(req, timeout=timeout) as resp:
             return resp.read().decode()
 
+    def status(path):
+        try:
+            call(path, timeout=60)
+        except urllib.error.HTTPError as err:
+            return err.code
+        return 200
+
     with running_server(cmd, binder["repo"], binder["env"], port, token, log_path):
-        yield {"call": call, "log": log_path}
+        yield {"call": call, "status": status, "log": log_path}
 
 
 def _validate(binder_lab, path):
@@ -192,12 +213,24 @@ def test_lab_page_has_nbgrader_and_widgets(binder_lab):
         r'<script id="jupyter-config-data" type="application/json">(.*?)</script>', page, re.S).group(1))
     federated = {ext["name"] for ext in config["federated_extensions"]}
     assert {"@jupyter/nbgrader", "@jupyter-widgets/jupyterlab-manager"} <= federated, federated
-    assert "@jupyter/nbgrader:formgrader" in config["disabledExtensions"], config["disabledExtensions"]
+    assert set(STUDENT_LAB_PLUGINS_OFF) <= set(config["disabledExtensions"]), config["disabledExtensions"]
+    assert set(STUDENT_LAB_PLUGINS_OFF) <= set(config["lockedExtensions"]), config["lockedExtensions"]
     assert "@jupyter/nbgrader:validate-assignment" not in config["disabledExtensions"]
 
 
-def test_validate_solution_passes_in_fresh_environment(binder_lab):
-    verdict = _validate(binder_lab, "solutions/practical1/practical1.ipynb")
+def test_formgrader_and_assignment_list_are_off(binder_lab):
+    assert binder_lab["status"]("lab/tree/index.ipynb") == 200
+    for path in ("formgrader", "formgrader/manage_assignments", "assignments?course_id=multilevel",
+                 "courses"):
+        assert binder_lab["status"](path) == 404, f"/{path} should not exist for students"
+
+
+def test_validate_solution_passes_in_fresh_environment(binder, binder_lab):
+    # The edition has no solutions: bring the model answers of practical 1 in from the tutor's tree.
+    check = binder["repo"] / "solution-check"
+    check.mkdir(exist_ok=True)
+    shutil.copy2(REPO / "solutions/practical1/practical1.ipynb", check / "practical1.ipynb")
+    verdict = _validate(binder_lab, "solution-check/practical1.ipynb")
     assert verdict == {}, f"the model answers should pass every test: {json.dumps(verdict)[:3000]}"
 
 
@@ -208,20 +241,16 @@ def test_validate_student_version_reports_unanswered(binder_lab):
     assert any("corr_gcse" in cell["source"] for cell in failed), [c["source"][:80] for c in failed]
 
 
-def test_assignment_list_without_exchange_error(binder_lab):
-    answer = json.loads(binder_lab["call"]("assignments?course_id=multilevel"))
-    assert answer["success"], answer
-
-
-def test_readme_badge_opens_landing_page_on_default_branch():
-    readme = (REPO / "README.md").read_text()
-    match = re.search(r"\(https://mybinder\.org/v2/gh/([^/\s]+)/([^/\s]+)/([^?\s]+)\?urlpath=([^)\s]+)\)",
-                      readme)
-    assert match, "README.md has no Binder badge link"
-    _user, _repo, ref, urlpath = match.groups()
-    assert ref == "HEAD", "the badge should follow the default branch (HEAD)"
-    assert urlpath.startswith("lab/tree/"), urlpath
-    assert (REPO / urlpath.removeprefix("lab/tree/")).is_file(), f"{urlpath} does not exist"
+def test_binder_badges_start_the_student_branch():
+    """Both READMEs' badges open the landing page of the student edition (branch `student`)."""
+    for readme in (REPO / "README.md", REPO / "tools/student-edition/README.md"):
+        match = re.search(r"\(https://mybinder\.org/v2/gh/([^/\s]+)/([^/\s]+)/([^?\s]+)\?urlpath=([^)\s]+)\)",
+                          readme.read_text())
+        assert match, f"{readme} has no Binder badge link"
+        _user, _repo, ref, urlpath = match.groups()
+        assert ref == "student", f"{readme}: the badge should start the student branch"
+        assert urlpath.startswith("lab/tree/"), urlpath
+        assert (REPO / urlpath.removeprefix("lab/tree/")).is_file(), f"{urlpath} does not exist"
 
 
 def test_landing_page_links_every_notebook_in_order():
@@ -243,3 +272,4 @@ def test_landing_page_links_every_notebook_in_order():
     missing = [link for link in links if not (REPO / link).is_file()]
     assert not missing, f"the landing page links to missing notebooks: {missing}"
     assert "Validate" in text and "File → Download" in text, "say how to validate and how to hand in"
+    assert "solutions" not in text, "students get no solutions folder: do not send them to one"

@@ -1,20 +1,24 @@
-"""A student's first hour in JupyterLab, end to end, in a real browser.
+"""A student's first hour in the student edition, end to end, in a real browser.
 
-Playwright for Python drives Debian's Chromium (``/usr/bin/chromium``; ``.ci/run``
-installs it with apt-get, Playwright cannot download a browser of its own here)
-headless, with background networking off.  The test
+Playwright for Python drives Debian's Chromium (``/usr/bin/chromium``; ``make test``
+installs it with apt-get through ``tools/install-system-packages.sh``, Playwright
+cannot download a browser of its own here) headless, with background networking
+off.  The test fails, never skips, when Chromium is missing.  It
 
-1. starts JupyterLab the way ``make lab`` does (``coursetools.lab.build_command``:
+1. builds the student edition (``coursetools.release``, what ``make release``
+   writes and students get) into a temporary folder and starts JupyterLab on it
+   in student mode, the way ``make lab-student`` does
+   (``coursetools.lab.build_command`` and ``student_environment``:
    ``--allow-root`` as root, landing page as default URL) on a free localhost
-   port with a token, serving a temporary copy of the course (so no checkpoints,
-   gradebook or exchange files are left in the repository);
-2. opens the landing page and follows its link to practical 1, and opens
-   nbgrader's assignment list (no exchange error);
+   port with a token;
+2. opens the landing page and sees no Nbgrader menu (no Formgrader, no Create
+   Assignment, no assignment list) and no news pop-up; follows its link to
+   practical 1;
 3. runs all cells and sees ``NotImplementedError`` in the first answer cell;
 4. presses *Validate* (that answer's test is among the failures), types the
-   model answer (taken from ``solutions/``) into the cell, runs it and its test,
-   presses *Validate* again and reads that the test no longer fails while the
-   unanswered questions still do;
+   model answer (taken from the tutor's ``solutions/``, which the edition does
+   not have) into the cell, runs it and its test, presses *Validate* again and
+   reads that the test no longer fails while the unanswered questions still do;
 5. opens lecture 3 from the landing page, runs it, moves the between-school
    variance slider of the VPC explorer and sees the VPC text and the plot change;
 6. saves a screenshot of every step in ``test-artifacts/browser/`` (printed),
@@ -25,7 +29,6 @@ Skip it locally with ``pytest --skip-browser`` (``make test ARGS=--skip-browser`
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import secrets
@@ -43,8 +46,6 @@ ARTIFACTS = REPO / "test-artifacts" / "browser"
 PRACTICAL = "practicals/practical1/practical1.ipynb"
 SOLUTION = "solutions/practical1/practical1.ipynb"
 LECTURE = "course/03-variance-components.ipynb"
-# What the student sees of the course: copied into a temporary folder.
-COURSE_ITEMS = ["index.ipynb", "nbgrader_config.py", "course", "practicals", "solutions", "data"]
 CHROMIUM_ARGS = [
     "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-quic",
     "--no-first-run", "--no-default-browser-check", "--disable-background-networking",
@@ -56,18 +57,6 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 
 # --------------------------------------------------------------------------- set-up
-
-
-def _copy_course(dest: Path) -> Path:
-    ignore = shutil.ignore_patterns(".ipynb_checkpoints", "__pycache__", "gradebook.db")
-    dest.mkdir(parents=True)
-    for name in COURSE_ITEMS:
-        src = REPO / name
-        if src.is_dir():
-            shutil.copytree(src, dest / name, ignore=ignore)
-        elif src.exists():
-            shutil.copy2(src, dest / name)
-    return dest
 
 
 def _first_answer(student_nb: Path, solution_nb: Path) -> dict:
@@ -104,20 +93,19 @@ def artifacts():
 
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory):
-    """JupyterLab started like `make lab`, on a copy of the course; stopped afterwards."""
-    from coursetools.lab import build_command, lab_url
+    """JupyterLab in student mode on a fresh student edition, like `make lab-student`; stopped afterwards."""
+    from coursetools.lab import build_command, lab_url, student_environment
+    from coursetools.release import build_edition
 
-    for rel in (PRACTICAL, SOLUTION, LECTURE, "index.ipynb"):
-        if not (REPO / rel).exists():
-            pytest.fail(f"{rel} is missing: the browser test needs it")
     base = tmp_path_factory.mktemp("lab")
-    course = _copy_course(base / "course-copy")
+    course = base / "student"
+    build_edition(course)
+    for rel in (PRACTICAL, LECTURE, "index.ipynb"):
+        if not (course / rel).exists():
+            pytest.fail(f"the student edition has no {rel}: the browser test needs it")
+    assert not (course / "solutions").exists()
     home = base / "home"
-    # No "would you like news?" toast over the notebook.
-    settings = home / ".jupyter" / "lab" / "user-settings" / "@jupyterlab" / "apputils-extension"
-    settings.mkdir(parents=True)
-    (settings / "notification.jupyterlab-settings").write_text(
-        json.dumps({"fetchNews": "false", "checkForUpdates": False}))
+    home.mkdir()
     env = dict(os.environ)
     env.update(
         HOME=str(home),  # settings, workspaces, IPython and matplotlib caches
@@ -126,6 +114,8 @@ def lab(tmp_path_factory):
         MLM_DATA_DIR=str(course / "data"),
     )
     env.pop("JUPYTER_TOKEN", None)
+    env.pop("JUPYTER_CONFIG_PATH", None)
+    env = student_environment(base / "student-mode", env)
     port = free_port()
     token = secrets.token_hex(16)
     cmd = build_command(port, token=token, root_dir=course)
@@ -138,9 +128,13 @@ def lab(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def browser():
-    sync_api = pytest.importorskip("playwright.sync_api")
+    try:
+        from playwright import sync_api
+    except ImportError:
+        pytest.fail("playwright is not installed: `make test` installs it (requirements-dev.txt)")
     if not Path(CHROMIUM).exists():
-        pytest.fail(f"{CHROMIUM} not found: install Debian's chromium (apt-get install chromium)")
+        pytest.fail(f"{CHROMIUM} not found: `make test` installs Debian's chromium when it may "
+                    "(tools/install-system-packages.sh); otherwise run: apt-get install chromium")
     with sync_api.sync_playwright() as pw:
         chromium = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
         try:
@@ -239,7 +233,7 @@ class Student:
 
 
 def test_student_first_hour(lab, browser, artifacts):
-    answer = _first_answer(lab["course"] / PRACTICAL, lab["course"] / SOLUTION)
+    answer = _first_answer(lab["course"] / PRACTICAL, REPO / SOLUTION)
     context = browser.new_context(viewport={"width": 1400, "height": 950})
     page = context.new_page()
     page.set_default_timeout(60_000)
@@ -274,22 +268,19 @@ def _run_steps(me: Student, lab: dict, answer: dict):
     links.first.wait_for()
     assert links.count() >= 11, "the landing page should link to 7 lectures and 4 practicals"
     me.shot("landing-page")
+    # Student mode: no Nbgrader menu (Formgrader, Create Assignment, assignment list) and
+    # no "would you like news?" pop-up (it would have shown by the time the notebook is open).
+    page.locator(".lm-MenuBar-itemLabel", has_text=re.compile("^Run$")).wait_for()
+    menus = page.locator(".lm-MenuBar-itemLabel").all_inner_texts()
+    assert "Nbgrader" not in menus and "Kernel" in menus, menus
+    assert page.get_by_text("official Jupyter news").count() == 0, "the news pop-up is shown"
     me.notebook.locator(".jp-RenderedMarkdown a", has_text="Practical 1").first.click()
     me.wait_notebook_open("practical1.ipynb")
+    assert me.notebook.locator(".validate-button").count() == 1, "the Validate button is missing"
+    # nbgrader's Create Assignment panel lives in the right side bar.
+    assert page.locator(".lm-TabBar-tab", has_text="Create Assignment").count() == 0
+    assert page.locator("#nbgrader-create_assignemnt").count() == 0
     me.shot("practical1-opened")
-
-    # nbgrader's assignment list opens without an exchange error.
-    me.menu("Nbgrader", "Assignment List")
-    assignments = page.locator(".lm-DockPanel-widget:visible", has_text="Released assignments")
-    assignments.first.wait_for()
-    page.wait_for_function(
-        """() => [...document.querySelectorAll('[id$="_assignments_list_loading"]')]
-                   .every(e => e.offsetParent === null)""", timeout=30_000)
-    listing = assignments.first.inner_text()
-    me.shot("assignment-list")
-    assert not re.search(r"error|permission|not writable|traceback", listing, re.I), listing
-    page.locator(".lm-DockPanel-tabBar .lm-TabBar-tab", has_text="practical1.ipynb").click()
-    me.wait_notebook_open("practical1.ipynb")
 
     # 3. Run all: the first answer cell stops with NotImplementedError.
     me.run_all()

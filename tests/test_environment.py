@@ -1,12 +1,22 @@
-"""requirements.txt and environment.yml pin the same versions."""
+"""The pins: exact, in one place, and apart for students and maintainers.
+
+* ``requirements.txt`` pins what the course runs on (students install it);
+  ``environment.yml`` (Binder) pins exactly the same and nothing else;
+* ``requirements-dev.txt`` adds the maintainers' test and build tools on top
+  (``-r requirements.txt``), and none of those reaches students;
+* the build backend the two ``pyproject.toml`` files ask for is the pinned one;
+* the installed versions are the pinned ones.
+"""
 
 from __future__ import annotations
 
 import re
+import tomllib
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 PIN = re.compile(r"^\s*-?\s*([A-Za-z0-9_.\-\[\]]+)\s*==\s*([^\s#]+)")
+DEV_TOOLS = {"pytest", "pytest-xdist", "nbval", "playwright", "hatchling"}
 
 
 def _pins(path: Path) -> dict[str, str]:
@@ -18,12 +28,26 @@ def _pins(path: Path) -> dict[str, str]:
     return pins
 
 
-def test_requirements_pins_exactly():
-    lines = [l.strip() for l in (REPO / "requirements.txt").read_text().splitlines()]
-    entries = [l for l in lines if l and not l.startswith("#")]
-    assert entries, "requirements.txt is empty"
-    loose = [l for l in entries if "==" not in l]
+def _entries(path: Path) -> list[str]:
+    lines = [line.split("#", 1)[0].strip() for line in path.read_text().splitlines()]
+    return [line for line in lines if line]
+
+
+def test_requirements_pin_exactly():
+    runtime = _entries(REPO / "requirements.txt")
+    assert runtime, "requirements.txt is empty"
+    dev = _entries(REPO / "requirements-dev.txt")
+    assert dev[0] == "-r requirements.txt", "requirements-dev.txt builds on the runtime pins"
+    loose = [e for e in runtime + dev[1:] if "==" not in e]
     assert not loose, f"every requirement must be pinned with ==: {loose}"
+
+
+def test_runtime_and_development_apart():
+    runtime, dev = _pins(REPO / "requirements.txt"), _pins(REPO / "requirements-dev.txt")
+    assert set(dev) == DEV_TOOLS, f"requirements-dev.txt should add exactly {sorted(DEV_TOOLS)}"
+    assert not set(runtime) & DEV_TOOLS, f"students would install {sorted(set(runtime) & DEV_TOOLS)}"
+    assert {"jupyterlab", "nbgrader", "numpy", "scipy", "pandas", "statsmodels", "matplotlib",
+            "ipywidgets"} <= set(runtime)
 
 
 def test_environment_yml_matches_requirements():
@@ -37,8 +61,16 @@ def test_environment_yml_matches_requirements():
     assert "python=3.11" in (REPO / "environment.yml").read_text()
 
 
+def test_build_backend_is_the_pinned_hatchling():
+    pinned = f"hatchling=={_pins(REPO / 'requirements-dev.txt')['hatchling']}"
+    for pyproject in (REPO / "pyproject.toml", REPO / "tools" / "pyproject.toml"):
+        build = tomllib.loads(pyproject.read_text())["build-system"]
+        assert build["requires"] == [pinned], f"{pyproject}: {build['requires']}, pinned {pinned}"
+
+
 def test_installed_versions_match_pins():
     from importlib.metadata import version
 
-    for name, pinned in _pins(REPO / "requirements.txt").items():
+    pins = _pins(REPO / "requirements.txt") | _pins(REPO / "requirements-dev.txt")
+    for name, pinned in pins.items():
         assert version(name) == pinned, f"{name}: installed {version(name)}, pinned {pinned}"
