@@ -401,6 +401,7 @@ class Executed:
     events: list[Event] = field(default_factory=list)
     seconds: float = 0.0
     timed_out: list[str] = field(default_factory=list)
+    timing: dict = field(default_factory=dict)  # seconds, as reported by the sandbox (for benchmarks)
 
 
 def test_cells(nb) -> dict[int, str]:
@@ -470,6 +471,10 @@ def execute(nb, info: AssignmentInfo, settings: Settings, slot: int, student: st
     if failure:
         result.failure = failure
         return result
+    if isinstance(raw.get("timing"), dict):
+        result.timing = {k: float(v) for k, v in raw["timing"].items()
+                         if isinstance(k, str) and isinstance(v, (int, float))}
+    result.timing["sandbox_total"] = result.seconds
     try:
         executed = _merge_outputs(nb, raw, tests, result)
     except ValueError as err:
