@@ -103,8 +103,8 @@ def _reader_code(course: Path) -> str:
         import glob, os, re, socket, subprocess, sys
         course = {str(course)!r}
         found = []
-        for pattern in [course + "/**", "/work/**/solutions/**/*.ipynb", "/root/**/*.ipynb",
-                        "/tmp/**/solutions/**", "/**/gradebook.db"]:
+        for pattern in [course + "/**", course + "/../**/*.ipynb", "/work/*/solutions/**",
+                        "/root/**/*.ipynb", "/tmp/**", "/home/**", "/*/gradebook.db"]:
             found += glob.glob(pattern, recursive=True)
         print("FOUND", found)
         refs = {{}}
@@ -175,9 +175,14 @@ def hostile(tmp_path_factory, src):
     copier = _answered(student_nb, src)
     index = next(i for i, c in enumerate(copier.cells) if _nbg(c).get("grade_id") == first)
     copier.cells.insert(index, nbformat.from_dict(json.loads(json.dumps(copier.cells[index]))))
-    _submit(course, "copier", copier)
+    # Written as JSON: nbformat.write would repair the repeated cell id, a browser does not.
+    folder = course / "submitted" / "copier" / ASSIGNMENT
+    folder.mkdir(parents=True)
+    (folder / f"{ASSIGNMENT}.ipynb").write_text(json.dumps(copier))
 
-    tamper = _answered(student_nb, src)
+    # A blank notebook whose first test cell says `pass` and is worth 100 points,
+    # and whose other test cells are no longer marked as tests.
+    tamper = _replace(blank, {})
     test_id = src.first_test[0]
     for cell in tamper.cells:
         meta = _nbg(cell)
@@ -190,7 +195,7 @@ def hostile(tmp_path_factory, src):
 
     folder = course / "submitted" / "dora" / ASSIGNMENT
     folder.mkdir(parents=True)
-    nbformat.write(_answered(student_nb, src), folder / f"{ASSIGNMENT} (1).ipynb")
+    nbformat.write(blank, folder / f"{ASSIGNMENT} (1).ipynb")
 
     env = dict(os.environ, COURSETOOLS_TEST_SECRET=SECRET)
     proc = _run(course, env=env)
@@ -320,7 +325,8 @@ def test_copied_cell_is_graded_with_a_note(hostile, src):
 
 def test_edited_test_cell_and_metadata_are_restored_and_reported(hostile, src):
     course, _, lines = hostile
-    assert _score(lines["tamper"]) == (src.auto_points, src.max_points)
+    assert _score(lines["tamper"]) == (0.0, src.max_points)
+    assert "graded" in lines["tamper"]
     kinds = _kinds(_report(course)["tamper"])
     assert {"test cell changed", "cell metadata changed"} <= kinds
     assert f"test cell changed: {src.first_test[0]}" in lines["tamper"]
@@ -328,7 +334,8 @@ def test_edited_test_cell_and_metadata_are_restored_and_reported(hostile, src):
 
 def test_browser_download_name_is_graded(hostile, src):
     course, _, lines = hostile
-    assert _score(lines["dora"]) == (src.auto_points, src.max_points)
+    assert lines["dora"].split()[2] == "graded"
+    assert _score(lines["dora"]) == (0.0, src.max_points)
     assert "notebook renamed" in lines["dora"] and "(1).ipynb" in lines["dora"]
 
 

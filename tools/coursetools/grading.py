@@ -4,7 +4,8 @@ Usage, from the course folder (the one holding ``nbgrader_config.py``)::
 
     make grade
     python -m coursetools.grading [--course-dir DIR] [--assignment NAME] [--student ID]
-                                 [--timeout SECONDS] [--max-time SECONDS] [--no-feedback]
+                                 [--timeout SECONDS] [--max-time SECONDS] [--jobs N]
+                                 [--no-feedback] [--csv PATH] [--unsafe-no-sandbox]
 
 Put each student's notebooks in ``submitted/<student>/<assignment>/`` (what
 ``nbgrader collect`` or ``nbgrader zip_collect`` produce).  The command then
@@ -12,37 +13,45 @@ Put each student's notebooks in ``submitted/<student>/<assignment>/`` (what
 1. makes sure the gradebook knows every assignment that has submissions (it
    runs ``generate_assignment`` into a throw-away folder, so the committed
    ``practicals/`` is never touched);
-2. autogrades every submission; a cell that outruns ``c.Execute.timeout`` is
-   interrupted, and a wall-clock guard (``--max-time``) kills the kernel of a
-   submission that still does not finish, so one pathological notebook can
-   neither stop nor hang the others;
-3. writes feedback to ``feedback/<student>/<assignment>/`` with the hidden
+2. stages a clean copy of each submission (:mod:`coursetools.submission`):
+   tampered metadata, edited test cells, copied cells and browser download
+   names are repaired and reported by name;
+3. runs each copy in its own sandbox (:mod:`coursetools.sandbox`, bubblewrap),
+   ``--jobs`` at a time, with the test cells' code removed; a cell that outruns
+   ``c.Execute.timeout`` is interrupted, and a wall-clock guard (``--max-time``)
+   kills the sandbox of a submission that still does not finish;
+4. runs the tests in a clean process on the plain values recorded in the
+   sandbox (:mod:`coursetools.tester`), and lets nbgrader's own autograde
+   steps score the result (so the gradebook and formgrader work as usual);
+5. writes feedback to ``feedback/<student>/<assignment>/`` with the hidden
    tests removed (also from the tracebacks of failed hidden tests);
-4. writes ``grades.csv`` (assignment, student_id, status, score, max_score,
-   reasons) and prints one line per student and assignment, for example::
+6. updates ``grades.csv`` (assignment, student_id, status, score, max_score,
+   reasons) and ``grading-report.json`` beside it (every named event), keeping
+   the rows of submissions not graded in this run, and prints one line per
+   student and assignment, for example::
 
        alice  practical1  needs manual grading  10.0 / 14.0  3 manual answers to grade (q3_scatter, ...)
        bob    practical1  graded                 0.0 / 14.0
        dave   practical1  graded                 9.0 / 14.0  interrupted after 120 s: q1_corr
-       erin   practical1  needs manual grading   9.0 / 14.0  test cell q1_corr_test deleted (nbgrader scores it 0 of 1)
+       erin   practical1  needs manual grading   9.0 / 14.0  cell deleted: test cell q1_corr_test deleted ...
        frank  practical1  could not be graded      - / 14.0  the kernel died while running cell q1_corr
 
 The three statuses:
 
 * ``graded`` - every point is settled; the score is final.
 * ``needs manual grading`` - written answers wait for the tutor (grade them in
-  nbgrader's formgrader, then run the command again to refresh feedback and
-  grades.csv; manual scores are kept), or a test/answer cell or notebook is
-  missing from the submission, which nbgrader silently scores 0: look at it.
+  nbgrader's formgrader, then run the command again; marks of unchanged
+  answers are kept, marks of answers changed since marking are cleared), or a
+  test/answer cell or notebook is missing from the submission, which nbgrader
+  silently scores 0: look at it.
 * ``could not be graded`` - the kernel died, a cell ignored the interrupt at
   the timeout, the whole submission outran ``--max-time``, or the notebook is
-  unreadable.  grades.csv leaves its score empty; the others are graded.
+  unreadable.  grades.csv keeps the last good score of an earlier run (and
+  says so) or leaves it empty; the others are graded.
 
 The command exits with status 1 when some submission could not be graded (and
-names them on stderr), otherwise 0.  ``nbgrader autograde`` on the command
-line hides such failures in its log, which is why this module drives nbgrader
-from Python and inspects the gradebook and the autograded notebooks itself.
-Every run regrades all selected submissions.
+names them on stderr), 2 when no sandbox can be made (it says what to
+install), otherwise 0.
 
 This module is not imported by ``mlmhelpers`` (the students' library): it needs nbgrader, which
 students do not.
@@ -234,6 +243,8 @@ def _feedback_config(cfg):
 
     out = Config()
     out.HTMLExporter.template_name = "feedback"
+    # A student's HTML (in a written answer) is shown as text, not run in the browser.
+    out.HTMLExporter.sanitize_html = True
     configured = cfg.GenerateFeedback.get("preprocessors", [])
     if not any(isinstance(p, type) and issubclass(p, ClearHiddenTests) for p in configured):
         out.GenerateFeedback.preprocessors = [

@@ -47,6 +47,11 @@ HIDDEN_END = "### END HIDDEN TESTS"
 PROGRESS = "@@coursetools-cell "
 CUT_MARK = "[output cut by the grader"
 SAFE_MIMES = ("text/plain", "image/png", "image/jpeg")
+# Functions whose replacement in the student's kernel is reported (it has no
+# effect on the tests, which run elsewhere, but the tutor should know).
+ALWAYS_WATCHED = tuple(f"builtins.{name}" for name in (
+    "abs", "float", "int", "round", "len", "isinstance", "min", "max", "sum", "bool", "str")) + \
+    tuple(f"numpy.{name}" for name in ("isclose", "allclose", "ndim", "abs", "array_equal"))
 
 # Event kinds, as they appear in the report.
 RENAMED = "notebook renamed"
@@ -448,7 +453,8 @@ def execute(nb, info: AssignmentInfo, settings: Settings, slot: int, student: st
     result = Executed()
     tests = test_cells(nb)
     sandbox_nb = copy.deepcopy(nb)
-    captures, watch, needs = {}, set(), {}
+    captures, needs = {}, {}
+    watch = set(ALWAYS_WATCHED)
     for index, cell in enumerate(sandbox_nb.cells):
         if index in tests:
             names, calls = needed_names(cell.source, info)
@@ -476,7 +482,7 @@ def execute(nb, info: AssignmentInfo, settings: Settings, slot: int, student: st
                          if isinstance(k, str) and isinstance(v, (int, float))}
     result.timing["sandbox_total"] = result.seconds
     try:
-        executed = _merge_outputs(nb, raw, tests, result)
+        executed = _merge_outputs(nb, raw, tests, result, settings.max_output_chars)
     except ValueError as err:
         result.failure = f"the sandbox returned malformed results ({err})"
         return result
@@ -708,7 +714,7 @@ def _clean_output(out, cell_name: str, limit: int, result: Executed):
     raise ValueError(f"unknown output type {str(kind)[:30]!r}")
 
 
-def _merge_outputs(nb, raw: dict, tests: dict[int, str], result: Executed):
+def _merge_outputs(nb, raw: dict, tests: dict[int, str], result: Executed, limit: int):
     executed = copy.deepcopy(nb)
     cells = raw.get("cells")
     if not isinstance(cells, list) or len(cells) != len(executed.cells):
@@ -721,7 +727,13 @@ def _merge_outputs(nb, raw: dict, tests: dict[int, str], result: Executed):
         outputs = got.get("outputs") if isinstance(got.get("outputs"), list) else []
         name = _cell_name(nb, index).removeprefix("cell ")
         before = len(result.events)
-        cell.outputs = [_clean_output(o, name, 2 * 1024 * 1024, result) for o in outputs[:200]]
+        # The sandbox already cut the outputs; nothing from it is trusted, so cut again.
+        budget, cleaned = limit, []
+        for o in outputs[:200]:
+            out = _clean_output(o, name, max(budget, 2000) + 300, result)
+            budget -= sum(len(v) for v in _texts(out))
+            cleaned.append(out)
+        cell.outputs = cleaned
         # Keep one "output cut" event per cell.
         cut = [e for e in result.events[before:] if e.kind == OUTPUT_CUT]
         result.events[before:] = [e for e in result.events[before:] if e.kind != OUTPUT_CUT] + cut[:1]
@@ -736,6 +748,14 @@ def _merge_outputs(nb, raw: dict, tests: dict[int, str], result: Executed):
         result.events.append(Event(PROCESSES_KILLED, f"{len(leftover)} process(es) still running when "
                                    f"the notebook ended were killed ({', '.join(leftover)})"))
     return executed
+
+
+def _texts(out) -> list[str]:
+    if out.output_type == "stream":
+        return [out.text]
+    if out.output_type == "error":
+        return [out.evalue] + list(out.traceback)
+    return [v for v in out.get("data", {}).values() if isinstance(v, str)]
 
 
 _SIGNS = [
