@@ -165,20 +165,21 @@ def hostile(tmp_path_factory, src):
     student_nb = _generate_student_version(course)
     blank = nbformat.from_dict(student_nb)
     first = src.first
-    plot = next(gid for gid, tests in src.tests_of.items() if not tests)
 
-    _submit(course, "alice", _answered(student_nb, src, markdown=True))
+    # The honest student copied one answer cell (same cell id and grade id, as
+    # a copy-paste in the browser makes); written as JSON, since nbformat.write
+    # would repair the repeated id.
+    alice = _answered(student_nb, src, markdown=True)
+    index = next(i for i, c in enumerate(alice.cells) if _nbg(c).get("grade_id") == first)
+    alice.cells.insert(index, nbformat.from_dict(json.loads(json.dumps(alice.cells[index]))))
+    folder = course / "submitted" / "alice" / ASSIGNMENT
+    folder.mkdir(parents=True)
+    (folder / f"{ASSIGNMENT}.ipynb").write_text(json.dumps(alice))
+
     _submit(course, "cheater", _replace(blank, {first: _cheat_code(src)}))
     _submit(course, "reader", _replace(blank, {first: _reader_code(course)}))
-    _submit(course, "limits", _answered(student_nb, src, replace={plot: LIMITS_CODE}))
-
-    copier = _answered(student_nb, src)
-    index = next(i for i, c in enumerate(copier.cells) if _nbg(c).get("grade_id") == first)
-    copier.cells.insert(index, nbformat.from_dict(json.loads(json.dumps(copier.cells[index]))))
-    # Written as JSON: nbformat.write would repair the repeated cell id, a browser does not.
-    folder = course / "submitted" / "copier" / ASSIGNMENT
-    folder.mkdir(parents=True)
-    (folder / f"{ASSIGNMENT}.ipynb").write_text(json.dumps(copier))
+    # Floods, memory and process hogs in the first answer cell of a blank notebook.
+    _submit(course, "limits", _replace(blank, {first: LIMITS_CODE}))
 
     # A blank notebook whose first test cell says `pass` and is worth 100 points,
     # and whose other test cells are no longer marked as tests.
@@ -226,7 +227,7 @@ def _feedback(course: Path, student: str) -> str:
 
 def test_everyone_is_graded_in_one_run(hostile):
     _, proc, lines = hostile
-    assert sorted(lines) == ["alice", "cheater", "copier", "dora", "limits", "reader", "tamper"], \
+    assert sorted(lines) == ["alice", "cheater", "dora", "limits", "reader", "tamper"], \
         proc.stdout + proc.stderr
     assert "2 at once, each in a sandbox" in proc.stdout
     assert proc.returncode == 0, proc.stderr
@@ -287,7 +288,7 @@ def test_detached_processes_do_not_outlive_grading(hostile):
 
 def test_feedback_never_shows_hidden_tests_or_the_graders_environment(hostile, src):
     course, _, _ = hostile
-    for student in ["alice", "cheater", "reader", "limits", "copier", "tamper", "dora"]:
+    for student in ["alice", "cheater", "reader", "limits", "tamper", "dora"]:
         text = _feedback(course, student)
         assert SECRET not in text, student
         assert "HIDDEN TESTS" not in text, student
@@ -301,8 +302,9 @@ def test_feedback_never_shows_hidden_tests_or_the_graders_environment(hostile, s
 
 def test_limits_are_enforced_and_reported(hostile, src):
     course, _, lines = hostile
-    # Only the ungraded plot cell misbehaved: every autograded point is kept.
-    assert _score(lines["limits"]) == (src.auto_points, src.max_points)
+    # The misbehaving cell is stopped by the limits; the notebook is graded.
+    assert lines["limits"].split()[2] == "graded"
+    assert _score(lines["limits"]) == (0.0, src.max_points)
     entry = _report(course)["limits"]
     details = " ".join(e["detail"] for e in entry["events"])
     assert "output cut" in _kinds(entry)
@@ -318,9 +320,9 @@ def test_limits_are_enforced_and_reported(hostile, src):
 
 def test_copied_cell_is_graded_with_a_note(hostile, src):
     course, _, lines = hostile
-    assert _score(lines["copier"]) == (src.auto_points, src.max_points)
-    assert "duplicate cell" in lines["copier"] and src.first in lines["copier"]
-    assert {"duplicate cell", "duplicate cell id"} <= _kinds(_report(course)["copier"])
+    assert _score(lines["alice"]) == (src.auto_points, src.max_points)
+    assert "duplicate cell" in lines["alice"] and src.first in lines["alice"]
+    assert {"duplicate cell", "duplicate cell id"} <= _kinds(_report(course)["alice"])
 
 
 def test_edited_test_cell_and_metadata_are_restored_and_reported(hostile, src):
@@ -365,24 +367,28 @@ def test_rerun_of_one_student_keeps_the_class_and_revisits_changed_answers(hosti
     assert _score(line) == (src.auto_points + kept, src.max_points)
     with open(course / "grades.csv", newline="") as fh:
         rows = {row["student_id"] for row in csv.DictReader(fh)}
-    assert rows == {"alice", "cheater", "copier", "dora", "limits", "reader", "tamper"}
+    assert rows == {"alice", "cheater", "dora", "limits", "reader", "tamper"}
 
 
 def test_failed_regrade_keeps_the_last_good_grade(hostile, src):
-    course, _, _ = hostile
-    path = course / "submitted" / "copier" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb"
+    course, _, lines = hostile
+    last_good = _score(lines["dora"])[0]
+    path = course / "submitted" / "dora" / ASSIGNMENT / f"{ASSIGNMENT} (1).ipynb"
     nb = nbformat.read(path, as_version=4)
     for cell in nb.cells:
         if _nbg(cell).get("grade_id") == src.first:
             cell.source = "import os\nos.kill(os.getpid(), 9)"
     nbformat.write(nb, path)
-    proc = _run(course, "--student", "copier", "--no-feedback")
-    line = _lines(proc.stdout)["copier"]
+    proc = _run(course, "--student", "dora", "--no-feedback")
+    line = _lines(proc.stdout)["dora"]
     assert "could not be graded" in line and "kernel died" in line
-    assert f"kept the last good grade ({src.auto_points:g}" in line
+    assert f"kept the last good grade ({last_good:g}, graded)" in line
     with open(course / "grades.csv", newline="") as fh:
         rows = {row["student_id"]: row for row in csv.DictReader(fh)}
-    assert float(rows["copier"]["score"]) == src.auto_points
+    assert rows["dora"]["status"] == "could not be graded"
+    assert float(rows["dora"]["score"]) == last_good
+    # The feedback of the last good run is still there.
+    assert (course / "feedback" / "dora" / ASSIGNMENT / f"{ASSIGNMENT}.html").exists()
     assert proc.returncode == 1
 
 
@@ -441,16 +447,24 @@ def test_sandbox_protections(tmp_path):
     assert after - before == set(), "a detached sleep survived the sandbox"
 
 
-def test_grading_refuses_without_a_sandbox(tmp_path):
+def test_grading_refuses_without_a_sandbox_unless_told_so(tmp_path):
     course = _make_course(tmp_path)
-    _submit(course, "eve", nbformat.read(SOURCE, as_version=4))
+    _submit(course, "eve", _generate_student_version(course))
     env = dict(os.environ, COURSETOOLS_BWRAP="")
-    proc = subprocess.run([sys.executable, "-m", "coursetools.grading", "--course-dir", str(course)],
-                          capture_output=True, text=True, timeout=300, env=env)
+    cmd = [sys.executable, "-m", "coursetools.grading", "--course-dir", str(course), "--no-feedback"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
     assert proc.returncode == 2
     assert "Refusing to grade" in proc.stderr and "apt-get install bubblewrap" in proc.stderr
     assert "--unsafe-no-sandbox" in proc.stderr
     assert not (course / "grades.csv").exists()
+    # The documented switch grades anyway, and every report says so.
+    proc = subprocess.run(cmd + ["--unsafe-no-sandbox"], capture_output=True, text=True,
+                          timeout=300, env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert "WITHOUT A SANDBOX" in proc.stdout
+    assert "graded WITHOUT a sandbox" in _lines(proc.stdout)["eve"]
+    assert _report(course)["eve"]["sandbox"] == "none (--unsafe-no-sandbox)"
+    assert "no sandbox" in _kinds(_report(course)["eve"])
 
 
 def test_plain_values_only_cross_from_the_sandbox():

@@ -497,7 +497,7 @@ def _grade_course(course_dir, assignments, students, timeout, max_time, feedback
         return []
     if not unsafe:
         sandbox.check_sandbox()
-    jobs = max(1, int(jobs or os.cpu_count() or 1))
+    jobs = max(1, min(int(jobs or os.cpu_count() or 1), len(pairs)))
 
     setup_errors, infos = {}, {}
     for assignment in sorted({a for _, a in pairs}):
