@@ -355,11 +355,11 @@ def test_rerun_of_one_student_keeps_the_class_and_revisits_changed_answers(hosti
         gb.db.commit()
     changed = src.manual[0]
     path = course / "submitted" / "alice" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb"
-    nb = nbformat.read(path, as_version=4)
-    for cell in nb.cells:
+    nb = json.loads(path.read_text())  # as JSON: keep the copied cell's repeated id
+    for cell in nb["cells"]:
         if _nbg(cell).get("grade_id") == changed:
-            cell.source += "\n\nA second thought, added after marking."
-    nbformat.write(nb, path)
+            cell["source"] += "\n\nA second thought, added after marking."
+    path.write_text(json.dumps(nb))
     proc = _run(course, "--student", "alice", "--no-feedback")
     line = _lines(proc.stdout)["alice"]
     assert "needs manual grading" in line and f"answer changed after marking: {changed}" in line
@@ -490,3 +490,53 @@ def test_plain_values_only_cross_from_the_sandbox():
     assert verdicts["1"]["ok"] is False and verdicts["1"]["evalue"] == "not the correlation"
     assert verdicts["2"]["ok"] is True
     assert verdicts["3"]["ename"] == "NameError"
+
+
+def test_staging_repairs_and_names_every_change(tmp_path, src):
+    """Tampered metadata, copied cells, unknown ids: repaired, and each named (no notebook run)."""
+    from nbgrader.api import Gradebook
+
+    from coursetools import grading, submission
+
+    course = _make_course(tmp_path)
+    student_nb = json.loads(json.dumps(_generate_student_version(course)))
+    cfg = grading._config(course)
+    coursedir = grading._coursedir(cfg)
+    assert grading._ensure_in_gradebook(coursedir, cfg, ASSIGNMENT) is None
+    with Gradebook(coursedir.db_url, coursedir.course_id) as gb:
+        info = submission.assignment_info(gb, coursedir, ASSIGNMENT)
+
+    cells = student_nb["cells"]
+    test_id, points = src.first_test
+    manual = src.manual[0]
+    for cell in cells:
+        meta = cell["metadata"].get("nbgrader", {})
+        if meta.get("grade_id") == test_id:
+            meta["points"] = "lots"          # not even a number
+        elif meta.get("grade_id") == manual:
+            cell["metadata"]["nbgrader"] = ["not", "a", "dict"]
+    cells.append({"cell_type": "code", "id": cells[0]["id"], "metadata": {
+        "nbgrader": {"grade": True, "grade_id": "bonus", "points": 50, "solution": False}},
+        "source": "pass", "outputs": [], "execution_count": None})
+    folder = tmp_path / "submitted"
+    folder.mkdir()
+    (folder / f"{ASSIGNMENT} (2).ipynb").write_text(json.dumps(student_nb))
+
+    staged = submission.stage(folder, tmp_path / "staged", "mallory", info)
+    assert staged.fatal == []
+    kinds = {e.kind: e for e in staged.events}
+    assert "(2).ipynb" in kinds["notebook renamed"].detail
+    assert kinds["duplicate cell id"]
+    assert kinds["unknown cell id"].cell == "bonus"
+    changed = {e.cell for e in staged.events if e.kind == "cell metadata changed"}
+    assert test_id in changed
+    # The answer cell whose metadata was destroyed no longer counts as the answer.
+    assert any(e.kind == "cell deleted" and e.cell == manual for e in staged.events)
+    nb = staged.notebooks[ASSIGNMENT]
+    meta = next(c.metadata["nbgrader"] for c in nb.cells
+                if c.metadata.get("nbgrader", {}).get("grade_id") == test_id)
+    assert meta["points"] == points and meta["grade"] is True and meta["locked"] is True
+    assert len({c["id"] for c in nb.cells}) == len(nb.cells)
+    assert "BEGIN HIDDEN TESTS" in next(c.source for c in nb.cells
+                                        if c.metadata.get("nbgrader", {}).get("grade_id") == test_id)
+    assert (tmp_path / "staged" / f"{ASSIGNMENT}.ipynb").exists()

@@ -313,7 +313,7 @@ def _clean_notebook(raw: dict, nb_info: NotebookInfo, out: Staged):
             if isinstance(gid, str) and gid:
                 out.events.append(Event(UNKNOWN_CELL, f"cell id {gid[:40]!r} is not in the assignment; "
                                         "treated as an ordinary cell", cell=gid[:40]))
-            elif isinstance(meta, dict) and (meta.get("grade") or meta.get("solution") or meta.get("locked")):
+            elif not isinstance(meta, dict) or meta.get("grade") or meta.get("solution") or meta.get("locked"):
                 out.events.append(Event(METADATA_CHANGED, f"cell {index + 1} has nbgrader metadata "
                                         "without a valid id; treated as an ordinary cell"))
             continue
