@@ -98,6 +98,7 @@ class SubmissionResult:
     feedback_files: list[str] = field(default_factory=list)
     events: list[dict] = field(default_factory=list)
     kept_last_good: bool = False
+    timings: dict = field(default_factory=dict)  # seconds per step, for the report and benchmarks
 
     def line(self, width_student: int = 10, width_assignment: int = 12) -> str:
         """One report line: student, assignment, status, score and why."""
@@ -615,6 +616,10 @@ def _grade_one(coursedir, cfg, student, assignment, setup_error, staged, runs, f
     result.events = [e.as_dict() for e in events]
     notes = [f"{e.kind}: {e.detail}" for e in events]
     result.autograde_seconds = sum(r.seconds for r in runs.values())
+    for run in runs.values():
+        for key, value in run.timing.items():
+            if not key.startswith("cell "):
+                result.timings[key] = result.timings.get(key, 0.0) + value
     failures = [r.failure for r in runs.values() if r.failure]
     if staged.fatal or failures:
         result.reasons.extend(staged.fatal + failures + notes)
@@ -635,6 +640,7 @@ def _grade_one(coursedir, cfg, student, assignment, setup_error, staged, runs, f
         for name in runs:
             _EXECUTED.pop((student, assignment, name), None)
     result.autograde_seconds += out["seconds"]
+    result.timings["nbgrader autograde"] = out["seconds"]
     if not out["success"]:
         result.reasons.append("nbgrader could not autograde it: " + _first_error(out))
         result.reasons.extend(notes)
@@ -670,6 +676,7 @@ def _grade_one(coursedir, cfg, student, assignment, setup_error, staged, runs, f
             app.force = True
             fb = _run_app(app)
         result.feedback_seconds = fb["seconds"]
+        result.timings["feedback"] = fb["seconds"]
         if fb["success"]:
             folder = Path(coursedir.format_path(coursedir.feedback_directory, student, assignment))
             result.feedback_files = [str(p) for p in sorted(folder.glob("*.html"))]
@@ -727,6 +734,7 @@ def _write_report(results: list[SubmissionResult], path: Path, unsafe: bool) -> 
             "assignment": r.assignment, "student_id": r.student, "status": r.status,
             "score": r.score, "max_score": r.max_score, "reasons": r.reasons,
             "events": r.events, "kept_last_good_grade": r.kept_last_good,
+            "seconds": {k: round(v, 2) for k, v in r.timings.items()},
             "sandbox": "none (--unsafe-no-sandbox)" if unsafe else "bubblewrap",
             "graded_at": now,
         }

@@ -488,7 +488,9 @@ def execute(nb, info: AssignmentInfo, settings: Settings, slot: int, student: st
         return result
     values = raw.get("values") if isinstance(raw.get("values"), dict) else {}
     _kernel_events(values, result)
+    start = time.perf_counter()
     verdicts = _run_tests(nb, tests, needs, values, info, settings)
+    result.timing["clean test run"] = time.perf_counter() - start
     if isinstance(verdicts, str):
         result.failure = verdicts
         return result
