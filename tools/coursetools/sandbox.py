@@ -12,9 +12,11 @@ package ``bubblewrap``):
   a size-limited memory file system that vanishes with the sandbox;
 * no network (a new network namespace with only loopback), its own process,
   IPC and host-name namespaces, a new session (no terminal to inject into);
-* an unprivileged user (uid 60000 + worker number) with no capabilities and
-  ``no_new_privs``, and resource limits on address space, processes, file
-  size, open files and CPU time;
+* an unprivileged user with no capabilities and ``no_new_privs``: when the
+  grader runs as root, a user of its own per worker (uid 60000 + worker
+  number); otherwise the tutor's uid inside a user namespace of its own.
+  Resource limits on address space, processes, file size, open files and CPU
+  time;
 * an empty environment apart from a handful of harmless variables.
 
 When the sandbox's first process exits (or the grader dies:
@@ -136,20 +138,31 @@ def sandbox_command(
     bwrap, setpriv = _bwrap(), _setpriv()
     if not bwrap or not setpriv:
         raise SandboxUnavailable(INSTALL_HINT)
-    uid = UID_BASE + slot
+    uid = sandbox_uid(slot)
+    privileged = os.geteuid() == 0
+    # Run as root, each sandbox switches to a user of its own (uid 60000 + slot),
+    # so the process limit counts that sandbox alone.  Run as an ordinary user,
+    # the sandbox keeps that user's uid in a user namespace of its own; the
+    # process limit then also counts the user's other processes.
+    nproc = limits.processes if privileged else limits.processes + _own_processes()
     cmd = [
         "prlimit",
         f"--as={limits.memory_mb * 1024 * 1024}",
         f"--fsize={limits.file_mb * 1024 * 1024}",
         f"--nofile={limits.open_files}",
         f"--cpu={limits.cpu_seconds}",
-        f"--nproc={limits.processes}",
+        f"--nproc={nproc}",
         "--core=0",
         "--",
         bwrap,
         "--unshare-ipc", "--unshare-pid", "--unshare-net", "--unshare-uts", "--unshare-cgroup-try",
         "--die-with-parent", "--new-session", "--hostname", "sandbox",
-        "--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID",
+    ]
+    if privileged:
+        cmd += ["--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID"]
+    else:
+        cmd += ["--unshare-user", "--disable-userns"]
+    cmd += [
         "--ro-bind", "/usr", "/usr",
         "--perms", "0755", "--dir", "/etc",
     ]
@@ -181,15 +194,32 @@ def sandbox_command(
     cmd += ["--clearenv"]
     for key, value in sorted(env.items()):
         cmd += ["--setenv", key, value]
-    cmd += ["--chdir", cwd, "--",
-            setpriv, f"--reuid={uid}", f"--regid={uid}", "--clear-groups",
-            "--inh-caps=-all", "--bounding-set=-all", "--no-new-privs", "--", *argv]
-    return cmd
+    cmd += ["--chdir", cwd, "--"]
+    if privileged:
+        cmd += [setpriv, f"--reuid={uid}", f"--regid={uid}", "--clear-groups",
+                "--inh-caps=-all", "--bounding-set=-all", "--no-new-privs", "--"]
+    return cmd + list(argv)
+
+
+def sandbox_uid(slot: int) -> int:
+    """The user id code runs as in sandbox ``slot``."""
+    return UID_BASE + slot if os.geteuid() == 0 else os.getuid()
+
+
+def _own_processes() -> int:
+    uid, count = os.getuid(), 0
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                count += os.stat(f"/proc/{entry}").st_uid == uid
+            except OSError:
+                pass
+    return count
 
 
 def write_identity(folder: Path, slot: int) -> dict[str, str]:
     """Write /etc/passwd and /etc/group for the sandbox user; return their binds."""
-    uid = UID_BASE + slot
+    uid = sandbox_uid(slot)
     folder.mkdir(parents=True, exist_ok=True)
     (folder / f"passwd{slot}").write_text(
         "root:x:0:0:root:/nonexistent:/usr/sbin/nologin\n"
@@ -207,11 +237,6 @@ def check_sandbox() -> None:
     if not _setpriv() or not shutil.which("prlimit"):
         raise SandboxUnavailable("`setpriv` and `prlimit` (Debian package util-linux) are needed. "
                                  + INSTALL_HINT)
-    if os.geteuid() != 0:
-        raise SandboxUnavailable(
-            "The grading sandbox switches each submission to its own unprivileged user, "
-            "which needs the grader to run as root (as `make grade` does in the course "
-            "container). " + INSTALL_HINT)
     cmd = sandbox_command([sys.executable, "-I", "-c", "print('ok')"], slot=0, ro_binds={},
                           limits=Limits(), env={"PATH": "/usr/bin:/bin"}, cwd="/submission")
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
