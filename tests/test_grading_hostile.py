@@ -540,3 +540,9 @@ def test_staging_repairs_and_names_every_change(tmp_path, src):
     assert "BEGIN HIDDEN TESTS" in next(c.source for c in nb.cells
                                         if c.metadata.get("nbgrader", {}).get("grade_id") == test_id)
     assert (tmp_path / "staged" / f"{ASSIGNMENT}.ipynb").exists()
+    # A corrupt file is named, not graded.
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / f"{ASSIGNMENT}.ipynb").write_text('{"cells": [')
+    staged = submission.stage(broken, tmp_path / "staged-broken", "trudy", info)
+    assert staged.fatal and f"{ASSIGNMENT}.ipynb is not a readable notebook" in staged.fatal[0]
