@@ -461,14 +461,34 @@ def grade_course(
 
 
 def _prepare_support(folder: Path) -> None:
-    """Things every sandbox reads: a matplotlib font cache (built once per run)."""
+    """Things every sandbox reads: a matplotlib font cache.
+
+    Without it every student kernel would rebuild matplotlib's font list.  It
+    is built once (by the grader, never in a sandbox) and kept in the tutor's
+    cache folder for later runs.
+    """
+    import importlib.metadata
+    import shutil
     import subprocess
 
-    mpl = folder / "mplcache"
-    mpl.mkdir(parents=True, exist_ok=True)
-    env = {"PATH": "/usr/bin:/bin", "MPLCONFIGDIR": str(mpl), "HOME": str(folder)}
-    subprocess.run([sys.executable, "-I", "-c", "import matplotlib.font_manager"],
-                   env=env, capture_output=True, timeout=300)
+    try:
+        version = importlib.metadata.version("matplotlib")
+    except importlib.metadata.PackageNotFoundError:
+        version = "none"
+    cache_root = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "coursetools"
+    cached = cache_root / f"mplcache-{version}"
+    if not any(cached.glob("fontlist-*.json")):
+        build = Path(tempfile.mkdtemp(prefix="mplcache-", dir=folder))
+        env = {"PATH": "/usr/bin:/bin", "MPLCONFIGDIR": str(build), "HOME": str(folder)}
+        subprocess.run([sys.executable, "-I", "-c", "import matplotlib.font_manager"],
+                       env=env, capture_output=True, timeout=300)
+        try:
+            cache_root.mkdir(parents=True, exist_ok=True)
+            build.rename(cached)
+        except OSError:  # another run was quicker, or no cache folder: use this one
+            cached = build
+    target = folder / "mplcache"
+    shutil.copytree(cached, target, dirs_exist_ok=True)
     for root, dirs, names in os.walk(folder):
         os.chmod(root, 0o755)
         for name in names:
