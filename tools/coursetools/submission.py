@@ -45,6 +45,7 @@ from . import sandbox
 HIDDEN_BEGIN = "### BEGIN HIDDEN TESTS"
 HIDDEN_END = "### END HIDDEN TESTS"
 PROGRESS = "@@coursetools-cell "
+RESULT = "@@coursetools-result"
 CUT_MARK = "[output cut by the grader"
 SAFE_MIMES = ("text/plain", "image/png", "image/jpeg")
 # Functions whose replacement in the student's kernel is reported (it has no
@@ -625,7 +626,10 @@ def _run_sandbox(job, info, settings: Settings, slot: int, nb):
     if state["too_big"]:
         return None, f"the notebook produced more data than the grader accepts (stopped in {where})"
     try:
-        raw = json.loads(bytes(state["stdout"]))
+        _, marker, payload = bytes(state["stdout"]).rpartition(RESULT.encode() + b"\n")
+        if not marker:
+            raise ValueError("no result")
+        raw = json.loads(payload)
         if not isinstance(raw, dict):
             raise ValueError
     except ValueError:

@@ -16,6 +16,7 @@ import sys
 import time
 
 PROGRESS = "@@coursetools-cell "
+RESULT = "@@coursetools-result"
 
 
 def _cut(text, limit, what):
@@ -196,6 +197,9 @@ def main():
                 values[str(index)] = json.load(fh)
         except (OSError, ValueError):
             values[str(index)] = None
+    # Anything else written to this stdout (a library printing from C) comes
+    # before the marker; the grader reads what follows the last marker.
+    sys.stdout.write("\n" + RESULT + "\n")
     json.dump({"status": status, "cell": where, "cells": cells, "values": values,
                "leftover": _leftover(), "timing": timing,
                "seconds": time.monotonic() - start}, sys.stdout)
