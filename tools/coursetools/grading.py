@@ -558,14 +558,17 @@ def _grade_course(course_dir, assignments, students, timeout, max_time, feedback
         for slot in range(1, jobs + 1):
             slots.put(slot)
 
+        # Paths are worked out here: the main thread changes coursedir's
+        # attributes (nbgrader's temp_attrs) while the workers run.
+        submitted = {(s, a): Path(coursedir.format_path(coursedir.submitted_directory, s, a))
+                     for s, a in pairs}
+
         def work(pair):
             student, assignment = pair
             if assignment in setup_errors:
                 return None, {}
             info = infos[assignment]
-            staged = submission.stage(
-                Path(coursedir.format_path(coursedir.submitted_directory, student, assignment)),
-                staging / student / assignment, student, info)
+            staged = submission.stage(submitted[pair], staging / student / assignment, student, info)
             runs = {}
             if staged.fatal:
                 return staged, runs
