@@ -10,7 +10,10 @@ The course root is the folder holding this file (the repository root):
 
 ``submitted/``, ``autograded/``, ``feedback/``, ``gradebook.db`` and the
 exchange folder ``.exchange/`` are created here on demand and are not part of
-the repository.
+the repository; so are ``grades.csv``, ``grading-report.json`` and
+``.grading/`` (clean copies of the submissions and the answers as last
+graded), written by ``make grade`` (``python -m coursetools.grading``), which
+runs every submission in a sandbox and its tests in a clean process.
 """
 
 import os

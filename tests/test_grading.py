@@ -4,7 +4,8 @@ A throw-away course is built from the real ``nbgrader_config.py`` and
 ``solutions/practical1``: the student version is generated, seven students
 submit it (correct, untouched, a wrong value, an infinite loop, a deleted test
 cell, a cell that kills the kernel, a cell that swallows interrupts) and the
-workflow grades them all.  Each student's expected score is derived from the
+workflow grades them all, each in its own sandbox (hostile submissions are in
+``test_grading_hostile.py``).  Each student's expected score is derived from the
 points in the source notebook, not from what the workflow printed.
 """
 
@@ -168,6 +169,17 @@ def _lines(stdout: str) -> dict[str, str]:
     """The report lines, by student."""
     return {line.split()[0]: line for line in stdout.splitlines()
             if len(line.split()) > 2 and line.split()[1] == ASSIGNMENT}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _sandbox_available():
+    """Grading runs student code only in a bubblewrap sandbox: fail (never skip) without it."""
+    from coursetools.sandbox import SandboxUnavailable, check_sandbox
+
+    try:
+        check_sandbox()
+    except SandboxUnavailable as err:
+        pytest.fail(f"The grading sandbox cannot be made on this machine: {err}", pytrace=False)
 
 
 @pytest.fixture(scope="module")

@@ -4,7 +4,8 @@ Usage, from the course folder (the one holding ``nbgrader_config.py``)::
 
     make grade
     python -m coursetools.grading [--course-dir DIR] [--assignment NAME] [--student ID]
-                                 [--timeout SECONDS] [--max-time SECONDS] [--no-feedback]
+                                 [--timeout SECONDS] [--max-time SECONDS] [--jobs N]
+                                 [--no-feedback] [--csv PATH] [--unsafe-no-sandbox]
 
 Put each student's notebooks in ``submitted/<student>/<assignment>/`` (what
 ``nbgrader collect`` or ``nbgrader zip_collect`` produce).  The command then
@@ -12,37 +13,45 @@ Put each student's notebooks in ``submitted/<student>/<assignment>/`` (what
 1. makes sure the gradebook knows every assignment that has submissions (it
    runs ``generate_assignment`` into a throw-away folder, so the committed
    ``practicals/`` is never touched);
-2. autogrades every submission; a cell that outruns ``c.Execute.timeout`` is
-   interrupted, and a wall-clock guard (``--max-time``) kills the kernel of a
-   submission that still does not finish, so one pathological notebook can
-   neither stop nor hang the others;
-3. writes feedback to ``feedback/<student>/<assignment>/`` with the hidden
+2. stages a clean copy of each submission (:mod:`coursetools.submission`):
+   tampered metadata, edited test cells, copied cells and browser download
+   names are repaired and reported by name;
+3. runs each copy in its own sandbox (:mod:`coursetools.sandbox`, bubblewrap),
+   ``--jobs`` at a time, with the test cells' code removed; a cell that outruns
+   ``c.Execute.timeout`` is interrupted, and a wall-clock guard (``--max-time``)
+   kills the sandbox of a submission that still does not finish;
+4. runs the tests in a clean process on the plain values recorded in the
+   sandbox (:mod:`coursetools.tester`), and lets nbgrader's own autograde
+   steps score the result (so the gradebook and formgrader work as usual);
+5. writes feedback to ``feedback/<student>/<assignment>/`` with the hidden
    tests removed (also from the tracebacks of failed hidden tests);
-4. writes ``grades.csv`` (assignment, student_id, status, score, max_score,
-   reasons) and prints one line per student and assignment, for example::
+6. updates ``grades.csv`` (assignment, student_id, status, score, max_score,
+   reasons) and ``grading-report.json`` beside it (every named event), keeping
+   the rows of submissions not graded in this run, and prints one line per
+   student and assignment, for example::
 
        alice  practical1  needs manual grading  10.0 / 14.0  3 manual answers to grade (q3_scatter, ...)
        bob    practical1  graded                 0.0 / 14.0
        dave   practical1  graded                 9.0 / 14.0  interrupted after 120 s: q1_corr
-       erin   practical1  needs manual grading   9.0 / 14.0  test cell q1_corr_test deleted (nbgrader scores it 0 of 1)
+       erin   practical1  needs manual grading   9.0 / 14.0  cell deleted: test cell q1_corr_test deleted ...
        frank  practical1  could not be graded      - / 14.0  the kernel died while running cell q1_corr
 
 The three statuses:
 
 * ``graded`` - every point is settled; the score is final.
 * ``needs manual grading`` - written answers wait for the tutor (grade them in
-  nbgrader's formgrader, then run the command again to refresh feedback and
-  grades.csv; manual scores are kept), or a test/answer cell or notebook is
-  missing from the submission, which nbgrader silently scores 0: look at it.
+  nbgrader's formgrader, then run the command again; marks of unchanged
+  answers are kept, marks of answers changed since marking are cleared), or a
+  test/answer cell or notebook is missing from the submission, which nbgrader
+  silently scores 0: look at it.
 * ``could not be graded`` - the kernel died, a cell ignored the interrupt at
   the timeout, the whole submission outran ``--max-time``, or the notebook is
-  unreadable.  grades.csv leaves its score empty; the others are graded.
+  unreadable.  grades.csv keeps the last good score of an earlier run (and
+  says so) or leaves it empty; the others are graded.
 
 The command exits with status 1 when some submission could not be graded (and
-names them on stderr), otherwise 0.  ``nbgrader autograde`` on the command
-line hides such failures in its log, which is why this module drives nbgrader
-from Python and inspects the gradebook and the autograded notebooks itself.
-Every run regrades all selected submissions.
+names them on stderr), 2 when no sandbox can be made (it says what to
+install), otherwise 0.
 
 This module is not imported by ``mlmhelpers`` (the students' library): it needs nbgrader, which
 students do not.
@@ -52,13 +61,11 @@ from __future__ import annotations
 
 import argparse
 import csv
+import json
 import os
 import re
-import shutil
-import signal
 import sys
 import tempfile
-import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -89,6 +96,9 @@ class SubmissionResult:
     autograde_seconds: float | None = None
     feedback_seconds: float | None = None
     feedback_files: list[str] = field(default_factory=list)
+    events: list[dict] = field(default_factory=list)
+    kept_last_good: bool = False
+    timings: dict = field(default_factory=dict)  # seconds per step, for the report and benchmarks
 
     def line(self, width_student: int = 10, width_assignment: int = 12) -> str:
         """One report line: student, assignment, status, score and why."""
@@ -134,8 +144,10 @@ def _config(course_dir: Path, timeout: float | None = None):
     from nbgrader.converters import Autograde
     from nbgrader.preprocessors import Execute
 
+    # Student code never runs in nbgrader's own kernel: the Execute step puts in
+    # the outputs computed in the sandbox and the verdicts of the clean test run.
     steps = cfg.Autograde.get("autograde_preprocessors", Autograde.autograde_preprocessors.default())
-    cfg.Autograde.autograde_preprocessors = [_execute_class() if p is Execute else p for p in steps]
+    cfg.Autograde.autograde_preprocessors = [_apply_results_class() if p is Execute else p for p in steps]
     return cfg
 
 
@@ -180,33 +192,44 @@ def _clear_hidden_tests_class():
     return ClearHiddenTestsForFeedback
 
 
-_EXECUTE_CLASS = None
-_FAILED_CELL = "coursetools: execution stopped in cell"
+_APPLY_CLASS = None
+# (student, assignment, notebook) -> executed notebook, filled by the workers.
+_EXECUTED: dict[tuple[str, str, str], object] = {}
 
 
-def _execute_class():
-    """nbgrader's Execute preprocessor, logging the cell where execution stopped.
+def _apply_results_class():
+    """An nbgrader preprocessor in place of Execute: it inserts the sandbox's results.
 
-    When a kernel dies, or a cell ignores the interrupt at the timeout, nbgrader
-    only logs the exception; this subclass also logs which cell it was, so the
-    tutor's report can name it.
+    It checks that nbgrader's sanitized notebook is the one that was run (same
+    cells, same code) before copying the outputs across.
     """
-    global _EXECUTE_CLASS
-    if _EXECUTE_CLASS is not None:
-        return _EXECUTE_CLASS
-    from nbgrader.preprocessors import Execute
+    global _APPLY_CLASS
+    if _APPLY_CLASS is not None:
+        return _APPLY_CLASS
+    from nbgrader.preprocessors import NbGraderPreprocessor
 
-    class ExecuteNamingFailedCell(Execute):
-        def preprocess_cell(self, cell, resources, cell_index):
-            try:
-                return super().preprocess_cell(cell, resources, cell_index)
-            except Exception:
-                name = cell.get("metadata", {}).get("nbgrader", {}).get("grade_id")
-                self.log.error("%s %s", _FAILED_CELL, name or f"number {cell_index + 1}")
-                raise
+    class ApplySandboxResults(NbGraderPreprocessor):
+        def preprocess(self, nb, resources):
+            info = resources["nbgrader"]
+            key = (info["student"], info["assignment"], info["notebook"])
+            executed = _EXECUTED.get(key)
+            if executed is None:
+                raise RuntimeError(f"{_MISMATCH}: no sandbox run for {info['notebook']}")
+            if len(executed.cells) != len(nb.cells) or any(
+                    a.cell_type != b.cell_type or a.source != b.source
+                    for a, b in zip(executed.cells, nb.cells)):
+                raise RuntimeError(f"{_MISMATCH}: {info['notebook']} changed after it was run")
+            for mine, theirs in zip(nb.cells, executed.cells):
+                if mine.cell_type == "code":
+                    mine.outputs = theirs.outputs
+                    mine.execution_count = theirs.execution_count
+            return nb, resources
 
-    _EXECUTE_CLASS = ExecuteNamingFailedCell
-    return _EXECUTE_CLASS
+    _APPLY_CLASS = ApplySandboxResults
+    return _APPLY_CLASS
+
+
+_MISMATCH = "coursetools: the notebook graded is not the one run"
 
 
 def _feedback_config(cfg):
@@ -221,6 +244,8 @@ def _feedback_config(cfg):
 
     out = Config()
     out.HTMLExporter.template_name = "feedback"
+    # A student's HTML (in a written answer) is shown as text, not run in the browser.
+    out.HTMLExporter.sanitize_html = True
     configured = cfg.GenerateFeedback.get("preprocessors", [])
     if not any(isinstance(p, type) and issubclass(p, ClearHiddenTests) for p in configured):
         out.GenerateFeedback.preprocessors = [
@@ -232,103 +257,7 @@ def _feedback_config(cfg):
 
 
 # ---------------------------------------------------------------------------
-# autograding one submission, with a wall-clock guard
-# ---------------------------------------------------------------------------
-
-
-def _run_app(app) -> dict:
-    from nbgrader.utils import capture_log
-
-    start = time.perf_counter()
-    result = capture_log(app)
-    result["seconds"] = time.perf_counter() - start
-    return result
-
-
-def _descendants(pid: int) -> list[int]:
-    """Process ids below ``pid``, parents before children (Linux /proc; empty elsewhere)."""
-    children: dict[int, list[int]] = {}
-    try:
-        entries = os.listdir("/proc")
-    except OSError:
-        return []
-    for entry in entries:
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as fh:
-                stat = fh.read()
-        except OSError:
-            continue
-        ppid = int(stat.rsplit(")", 1)[1].split()[1])
-        children.setdefault(ppid, []).append(int(entry))
-    found, todo = [], [pid]
-    while todo:
-        for child in children.get(todo.pop(), []):
-            found.append(child)
-            todo.append(child)
-    return found
-
-
-class _Guard:
-    """Kill the kernels started after entry once ``seconds`` have passed.
-
-    The student's code runs in a kernel process, never in this one, so
-    killing the kernels is enough to stop any submission: nbclient then sees
-    a dead kernel and nbgrader gives up on that submission alone.
-    """
-
-    def __init__(self, seconds: float):
-        self.seconds = seconds
-        self.fired = threading.Event()
-
-    def _fire(self) -> None:
-        self.fired.set()
-        for pid in reversed(_descendants(os.getpid())):
-            if pid not in self._before:
-                try:
-                    os.kill(pid, signal.SIGKILL)
-                except OSError:
-                    pass
-
-    def __enter__(self):
-        self._before = set(_descendants(os.getpid()))
-        self._timer = threading.Timer(self.seconds, self._fire)
-        self._timer.daemon = True
-        self._timer.start()
-        return self
-
-    def __exit__(self, *exc):
-        self._timer.cancel()
-        return False
-
-
-def _autograde(coursedir, cfg, student: str, assignment: str, max_time: float, feedback: bool) -> dict:
-    """Autograde one submission and generate its feedback; return the logs."""
-    from nbgrader.converters import Autograde, GenerateFeedback
-    from nbgrader.utils import temp_attrs
-    from traitlets.config import Config
-
-    log = _logger()
-    out: dict = {}
-    with temp_attrs(coursedir, assignment_id=assignment, student_id=student):
-        with _Guard(max_time) as guard:
-            app = Autograde(coursedir=coursedir, config=cfg, log=log)
-            app.force = True
-            app.create_student = True
-            out["autograde"] = _run_app(app)
-        out["killed"] = guard.fired.is_set()
-        if out["autograde"]["success"] and not out["killed"] and feedback:
-            fb_cfg = Config(cfg)
-            fb_cfg.merge(_feedback_config(cfg))
-            app = GenerateFeedback(coursedir=coursedir, config=fb_cfg, log=log)
-            app.force = True
-            out["feedback"] = _run_app(app)
-    return out
-
-
-# ---------------------------------------------------------------------------
-# inspecting submissions and results
+# finding submissions and setting up the gradebook
 # ---------------------------------------------------------------------------
 
 
@@ -373,88 +302,26 @@ def _ensure_in_gradebook(coursedir, cfg, assignment: str) -> str | None:
     return "generate_assignment failed: " + _first_error(result)
 
 
+def _run_app(app) -> dict:
+    from nbgrader.utils import capture_log
+
+    start = time.perf_counter()
+    result = capture_log(app)
+    result["seconds"] = time.perf_counter() - start
+    return result
+
+
 def _first_error(result: dict) -> str:
     text = result.get("log", "") + "\n" + result.get("error", "")
     for line in text.splitlines():
-        if line.startswith("[ERROR]") and "There was an error" not in line and _FAILED_CELL not in line:
+        if line.startswith("[ERROR]") and "There was an error" not in line and "Traceback" not in line:
             return line[len("[ERROR]"):].strip()
-    lines = [line for line in text.splitlines() if line.strip()]
+    lines = [line for line in text.splitlines() if line.strip() and not line.startswith(" ")]
     return lines[-1].strip() if lines else "unknown error"
 
 
-def _failed_cell(result: dict) -> str | None:
-    """The cell in which execution stopped, as logged by our Execute subclass."""
-    found = re.search(re.escape(_FAILED_CELL) + r" (.+)", result.get("log", ""))
-    return f"cell {found.group(1).strip()}" if found else None
-
-
-def _failure_reason(result: dict, timeout) -> str:
-    """Why nbgrader could not autograde a submission, from its log."""
-    text = result.get("log", "") + "\n" + result.get("error", "")
-    cell = _failed_cell(result) or "a cell"
-    if "DeadKernelError" in text or "Kernel died" in text:
-        return f"the kernel died while running {cell}"
-    if "Timeout waiting for IOPub output" in text:
-        return f"{cell} outran the {timeout:g} s timeout and ignored the interrupt (it catches KeyboardInterrupt)"
-    if "CellTimeoutError" in text or "Timeout waiting for execute reply" in text:
-        return f"{cell} outran the {timeout:g} s timeout"
-    return "nbgrader failed: " + _first_error(result)
-
-
-def _cell_ids(nb) -> set[str]:
-    ids = set()
-    for cell in nb.cells:
-        meta = cell.get("metadata", {}).get("nbgrader", {})
-        if meta.get("grade_id") and (meta.get("grade") or meta.get("solution") or meta.get("task")):
-            ids.add(meta["grade_id"])
-    return ids
-
-
-def _check_cells(coursedir, gb, student: str, assignment: str) -> tuple[list[str], list[str]]:
-    """Compare the submitted notebooks with the gradebook's record of the source.
-
-    Returns (reasons needing a tutor, fatal problems).  nbgrader silently
-    gives a deleted test cell 0 points; this is where that is caught.
-    """
-    import nbformat
-
-    manual, fatal = [], []
-    folder = Path(coursedir.format_path(coursedir.submitted_directory, student, assignment))
-    for notebook in gb.find_assignment(assignment).notebooks:
-        path = folder / f"{notebook.name}.ipynb"
-        if not path.exists():
-            manual.append(f"notebook {notebook.name}.ipynb not submitted (nbgrader scores it 0)")
-            continue
-        try:
-            nb = nbformat.read(path, as_version=4)
-        except Exception as err:  # noqa: BLE001 - any unreadable file is reported
-            fatal.append(f"{path.name} is not a readable notebook ({type(err).__name__})")
-            continue
-        present = _cell_ids(nb)
-        for cell in notebook.grade_cells:
-            if cell.name in present:
-                continue
-            kind = "test cell" if cell.cell_type == "code" else "answer cell"
-            manual.append(f"{kind} {cell.name} deleted (nbgrader scores it 0 of {cell.max_score:g})")
-        for cell in notebook.task_cells:
-            if cell.name not in present:
-                manual.append(f"task cell {cell.name} deleted (nbgrader scores it 0 of {cell.max_score:g})")
-    return manual, fatal
-
-
-def _timed_out_cells(coursedir, student: str, assignment: str) -> list[str]:
-    """Cells of the autograded notebooks that were interrupted at the timeout."""
-    import nbformat
-
-    folder = Path(coursedir.format_path(coursedir.autograded_directory, student, assignment))
-    found = []
-    for path in sorted(folder.glob("*.ipynb")):
-        nb = nbformat.read(path, as_version=4)
-        for index, cell in enumerate(nb.cells):
-            if any(o.get("ename") == "CellTimeoutError" for o in cell.get("outputs", [])):
-                name = cell.get("metadata", {}).get("nbgrader", {}).get("grade_id") or f"cell {index + 1}"
-                found.append(name)
-    return found
+def _natural(name: str):
+    return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", name)]
 
 
 def _scores(gb, student: str, assignment: str) -> tuple[float, float, list[str]]:
@@ -465,8 +332,55 @@ def _scores(gb, student: str, assignment: str) -> tuple[float, float, list[str]]
         for grade in notebook.grades:
             if grade.needs_manual_grade and grade.manual_score is None:
                 pending.append(grade.name)
-    natural = lambda name: [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", name)]  # noqa: E731
-    return float(submission.score), float(submission.max_score), sorted(pending, key=natural)
+    return float(submission.score), float(submission.max_score), sorted(pending, key=_natural)
+
+
+# ---------------------------------------------------------------------------
+# state kept between runs: answers at the time of grading, last good grades
+# ---------------------------------------------------------------------------
+
+
+def _state_dir(course_dir: Path) -> Path:
+    return course_dir / ".grading"
+
+
+def _load_json(path: Path, default):
+    try:
+        with open(path) as fh:
+            return json.load(fh)
+    except (OSError, ValueError):
+        return default
+
+
+def _write_json(path: Path, data) -> None:
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    with open(tmp, "w") as fh:
+        json.dump(data, fh, indent=1, sort_keys=True)
+    os.replace(tmp, path)
+
+
+def _stale_manual_marks(gb, student, assignment, answers: dict, state: dict) -> list[str]:
+    """Clear manual marks of written answers that changed since they were marked.
+
+    ``state`` holds, per answer cell, a hash of the answer as it was when last
+    graded; a tutor's mark applies to that text.  A resubmission with another
+    text loses the mark (the cell needs manual grading again); an unchanged
+    answer keeps it.  Returns the names of the cleared cells.
+    """
+    cleared = []
+    seen = state.setdefault(assignment, {}).setdefault(student, {})
+    for notebook in gb.find_submission(assignment, student).notebooks:
+        now = answers.get(notebook.name, {})
+        before = seen.get(notebook.name, {})
+        for grade in notebook.grades:
+            old, new = before.get(grade.name), now.get(grade.name)
+            if grade.manual_score is not None and old and new and old != new:
+                grade.manual_score = None
+                grade.needs_manual_grade = True
+                cleared.append(grade.name)
+        seen[notebook.name] = now
+    gb.db.commit()
+    return sorted(cleared, key=_natural)
 
 
 # ---------------------------------------------------------------------------
@@ -483,8 +397,10 @@ def grade_course(
     feedback: bool = True,
     csv_path: str | os.PathLike | None = None,
     echo=None,
+    jobs: int | None = None,
+    unsafe_no_sandbox: bool = False,
 ) -> list[SubmissionResult]:
-    """Autograde every submission of a course and write feedback and grades.csv.
+    """Autograde every submission of a course and write feedback, grades.csv and a report.
 
     Parameters
     ----------
@@ -493,30 +409,42 @@ def grade_course(
         ``solutions/`` and ``submitted/``).
     assignments, students : list of str, optional
         Grade only these assignments / students (default: everything found
-        under ``submitted/``).
+        under ``submitted/``).  Other rows of grades.csv are kept.
     timeout : float, optional
         Seconds a single cell may run before it is interrupted (default: the
         course's ``c.Execute.timeout``).
     max_time : float, optional
-        Wall-clock limit for autograding one whole submission; past it the
-        kernel is killed and the submission is reported as not graded
+        Wall-clock limit for running one whole submission; past it its
+        sandbox is killed and the submission is reported as not graded
         (default ``10 * timeout + 60``).
     feedback : bool
         Write HTML feedback (hidden tests removed) to ``feedback/``.
     csv_path : path, optional
-        Where to write the grades (default ``<course_dir>/grades.csv``).
+        Where to write the grades (default ``<course_dir>/grades.csv``); the
+        report ``grading-report.json`` is written beside it.
     echo : callable, optional
         Called with each report line (default: print it at once).
+    jobs : int, optional
+        Submissions run at once, each in its own sandbox (default: the number
+        of CPU cores).
+    unsafe_no_sandbox : bool
+        Run student code without a sandbox (machines without namespaces
+        only); every report line says so.
 
     Returns
     -------
     list of SubmissionResult
         One per (student, assignment), in the printed order.
 
+    Raises
+    ------
+    coursetools.sandbox.SandboxUnavailable
+        No sandbox can be made here (the message says what to install).
+
     Examples
     --------
     >>> results = grade_course(".", assignments=["practical1"])  # doctest: +SKIP
-    Grading 2 submission(s) of practical1 in /home/tutor/mlm (cells time out after 120 s)
+    Grading 2 submission(s) of practical1 in /home/tutor/mlm (cells time out after 120 s; 2 at once, each in a sandbox)
     alice      practical1   needs manual grading  10.0 / 14.0   3 manual answers to grade (q3_scatter, ...)
     bob        practical1   graded                 0.0 / 14.0
     1 graded, 1 need manual grading, 0 could not be graded. Grades: ...
@@ -529,118 +457,323 @@ def grade_course(
         # nbgrader's own SQLAlchemy warnings say nothing to a tutor.
         warnings.filterwarnings("ignore", message=".*not in session.*")
         return _grade_course(Path(course_dir), assignments, students, timeout, max_time,
-                             feedback, csv_path, echo)
+                             feedback, csv_path, echo, jobs, unsafe_no_sandbox)
 
 
-def _grade_course(course_dir, assignments, students, timeout, max_time, feedback, csv_path, echo):
+def _prepare_support(folder: Path) -> None:
+    """Things every sandbox reads: a matplotlib font cache.
+
+    Without it every student kernel would rebuild matplotlib's font list.  It
+    is built once (by the grader, never in a sandbox) and kept in the tutor's
+    cache folder for later runs.
+    """
+    import importlib.metadata
+    import shutil
+    import subprocess
+
+    try:
+        version = importlib.metadata.version("matplotlib")
+    except importlib.metadata.PackageNotFoundError:
+        version = "none"
+    cache_root = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "coursetools"
+    cached = cache_root / f"mplcache-{version}"
+    if not any(cached.glob("fontlist-*.json")):
+        build = Path(tempfile.mkdtemp(prefix="mplcache-", dir=folder))
+        env = {"PATH": "/usr/bin:/bin", "MPLCONFIGDIR": str(build), "HOME": str(folder)}
+        subprocess.run([sys.executable, "-I", "-c", "import matplotlib.font_manager"],
+                       env=env, capture_output=True, timeout=300)
+        try:
+            cache_root.mkdir(parents=True, exist_ok=True)
+            build.rename(cached)
+        except OSError:  # another run was quicker, or no cache folder: use this one
+            cached = build
+    target = folder / "mplcache"
+    shutil.copytree(cached, target, dirs_exist_ok=True)
+    for root, dirs, names in os.walk(folder):
+        os.chmod(root, 0o755)
+        for name in names:
+            os.chmod(os.path.join(root, name), 0o644)
+
+
+def _grade_course(course_dir, assignments, students, timeout, max_time, feedback, csv_path, echo,
+                  jobs, unsafe):
+    from concurrent.futures import ThreadPoolExecutor
+    from queue import Queue
+
     from nbgrader.api import Gradebook
+
+    from . import sandbox, submission
 
     _venv_on_path()
     echo = echo or (lambda line: print(line, flush=True))
     course_dir = Path(course_dir).resolve()
     cfg = _config(course_dir, timeout)
     coursedir = _coursedir(cfg)
-    cell_timeout = timeout if timeout is not None else cfg.Execute.get("timeout", 30)
+    cell_timeout = float(timeout if timeout is not None else cfg.Execute.get("timeout", 30))
     if max_time is None:
-        max_time = 10 * float(cell_timeout) + 60
+        max_time = 10 * cell_timeout + 60
     pairs = _find_submissions(coursedir, assignments, students)
     if not pairs:
         echo(f"No submissions found under {course_dir / coursedir.submitted_directory}/<student>/<assignment>/")
         return []
-    setup_errors = {}
+    if not unsafe:
+        sandbox.check_sandbox()
+    jobs = max(1, min(int(jobs or os.cpu_count() or 1), len(pairs)))
+
+    setup_errors, infos = {}, {}
     for assignment in sorted({a for _, a in pairs}):
         error = _ensure_in_gradebook(coursedir, cfg, assignment)
         if error:
             setup_errors[assignment] = error
+    with Gradebook(coursedir.db_url, coursedir.course_id) as gb:
+        for assignment in sorted({a for _, a in pairs}):
+            if assignment not in setup_errors:
+                infos[assignment] = submission.assignment_info(gb, coursedir, assignment)
 
+    state_dir = _state_dir(course_dir)
+    state_dir.mkdir(exist_ok=True)
+    staging = state_dir / "staged"
+    csv_file = Path(csv_path) if csv_path else course_dir / "grades.csv"
+    report_file = csv_file.parent / "grading-report.json"
+    previous = _read_csv(csv_file)
+    answer_state = _load_json(state_dir / "answers.json", {})
+
+    mode = "WITHOUT A SANDBOX (--unsafe-no-sandbox)" if unsafe else "each in a sandbox"
     echo(f"Grading {len(pairs)} submission(s) of {', '.join(sorted({a for _, a in pairs}))} "
-         f"in {course_dir} (cells time out after {float(cell_timeout):g} s)")
+         f"in {course_dir} (cells time out after {cell_timeout:g} s; {jobs} at once, {mode})")
+    if unsafe:
+        echo("WARNING: student code runs with your rights and can read solutions/, the gradebook "
+             "and other submissions. Use this only for trusted notebooks.")
+
     width_s = max([10] + [len(s) for s, _ in pairs])
     width_a = max([12] + [len(a) for _, a in pairs])
     results = []
-    for student, assignment in pairs:
-        result = _grade_one(coursedir, cfg, Gradebook, student, assignment,
-                            setup_errors.get(assignment), cell_timeout, max_time, feedback)
-        results.append(result)
-        echo(result.line(width_s, width_a))
+    with tempfile.TemporaryDirectory(prefix="coursetools-support-") as support:
+        support = Path(support)
+        os.chmod(support, 0o755)
+        _prepare_support(support)
+        settings = submission.Settings(timeout=cell_timeout, max_time=float(max_time),
+                                       unsafe=unsafe, support_dir=support)
+        slots: Queue = Queue()
+        for slot in range(1, jobs + 1):
+            slots.put(slot)
 
-    csv_file = Path(csv_path) if csv_path else course_dir / "grades.csv"
-    _write_csv(results, csv_file)
+        # Paths are worked out here: the main thread changes coursedir's
+        # attributes (nbgrader's temp_attrs) while the workers run.
+        submitted = {(s, a): Path(coursedir.format_path(coursedir.submitted_directory, s, a))
+                     for s, a in pairs}
+
+        def work(pair):
+            student, assignment = pair
+            if assignment in setup_errors:
+                return None, {}
+            info = infos[assignment]
+            staged = submission.stage(submitted[pair], staging / student / assignment, student, info)
+            runs = {}
+            if staged.fatal:
+                return staged, runs
+            slot = slots.get()
+            try:
+                for name, nb in staged.notebooks.items():
+                    runs[name] = submission.execute(nb, info, settings, slot, student)
+                    if runs[name].failure:
+                        break
+            finally:
+                slots.put(slot)
+            return staged, runs
+
+        with ThreadPoolExecutor(max_workers=jobs) as pool:
+            for pair, future in zip(pairs, [pool.submit(work, p) for p in pairs]):
+                student, assignment = pair
+                try:
+                    staged, runs = future.result()
+                    result = _grade_one(coursedir, cfg, student, assignment, setup_errors.get(assignment),
+                                        staged, runs, feedback, previous, answer_state, staging)
+                except Exception as err:  # noqa: BLE001 - one submission never stops the others
+                    result = SubmissionResult(student, assignment, FAILED,
+                                              reasons=[f"grading error: {type(err).__name__}: {err}"])
+                    _keep_last_good(result, previous)
+                if unsafe:
+                    result.events.append({"kind": submission.UNSAFE, "cell": None,
+                                          "detail": "graded without a sandbox (--unsafe-no-sandbox)"})
+                    result.reasons.append("graded WITHOUT a sandbox")
+                results.append(result)
+                echo(result.line(width_s, width_a))
+                _write_json(state_dir / "answers.json", answer_state)
+
+    _write_csv(results, csv_file, previous)
+    _write_report(results, report_file, unsafe)
     counts = {status: sum(r.status == status for r in results) for status in (GRADED, NEEDS_MANUAL, FAILED)}
     echo(f"{counts[GRADED]} graded, {counts[NEEDS_MANUAL]} need manual grading, "
-         f"{counts[FAILED]} could not be graded. Grades: {csv_file}"
+         f"{counts[FAILED]} could not be graded. Grades: {csv_file}; report: {report_file}"
          + (f"; feedback: {course_dir / coursedir.feedback_directory}" if feedback else ""))
     return results
 
 
-def _grade_one(coursedir, cfg, Gradebook, student, assignment, setup_error,
-               cell_timeout, max_time, feedback) -> SubmissionResult:
+def _keep_last_good(result: SubmissionResult, previous: dict) -> None:
+    row = previous.get((result.assignment, result.student))
+    if row and row.get("status") in (GRADED, NEEDS_MANUAL) and row.get("score"):
+        result.score = float(row["score"])
+        if row.get("max_score"):
+            result.max_score = float(row["max_score"])
+        result.kept_last_good = True
+        result.reasons.append(f"kept the last good grade ({result.score:g}, {row['status']})")
+
+
+def _grade_one(coursedir, cfg, student, assignment, setup_error, staged, runs, feedback,
+               previous, answer_state, staging) -> SubmissionResult:
+    from nbgrader.api import Gradebook
+    from nbgrader.converters import Autograde, GenerateFeedback
+    from nbgrader.utils import temp_attrs
+    from traitlets.config import Config
+
     result = SubmissionResult(student, assignment, FAILED)
     if setup_error:
         result.reasons.append(setup_error)
         return result
     with Gradebook(coursedir.db_url, coursedir.course_id) as gb:
         result.max_score = float(gb.find_assignment(assignment).max_score)
-        manual, fatal = _check_cells(coursedir, gb, student, assignment)
-    if fatal:
-        result.reasons.extend(fatal)
+    events = list(staged.events)
+    for run in runs.values():
+        events.extend(run.events)
+    result.events = [e.as_dict() for e in events]
+    notes = [f"{e.kind}: {e.detail}" for e in events]
+    result.autograde_seconds = sum(r.seconds for r in runs.values())
+    for run in runs.values():
+        for key, value in run.timing.items():
+            if not key.startswith("cell "):
+                result.timings[key] = result.timings.get(key, 0.0) + value
+    failures = [r.failure for r in runs.values() if r.failure]
+    if staged.fatal or failures:
+        result.reasons.extend(staged.fatal + failures + notes)
+        _keep_last_good(result, previous)
         return result
 
-    out = _autograde(coursedir, cfg, student, assignment, max_time, feedback)
-    result.autograde_seconds = out["autograde"]["seconds"]
-    if out["killed"]:
-        shutil.rmtree(Path(coursedir.format_path(coursedir.autograded_directory, student, assignment)),
-                      ignore_errors=True)
-        where = _failed_cell(out["autograde"])
-        result.reasons.append(f"timeout: autograding took longer than {max_time:g} s and was stopped"
-                              + (f" in {where}" if where else ""))
-        return result
-    if not out["autograde"]["success"]:
-        result.reasons.append(_failure_reason(out["autograde"], cell_timeout))
+    log = _logger()
+    for name, run in runs.items():
+        _EXECUTED[(student, assignment, name)] = run.notebook
+    try:
+        with temp_attrs(coursedir, assignment_id=assignment, student_id=student,
+                        submitted_directory=str(staging)):
+            app = Autograde(coursedir=coursedir, config=cfg, log=log)
+            app.force = True
+            app.create_student = True
+            out = _run_app(app)
+    finally:
+        for name in runs:
+            _EXECUTED.pop((student, assignment, name), None)
+    result.autograde_seconds += out["seconds"]
+    result.timings["nbgrader autograde"] = out["seconds"]
+    if not out["success"]:
+        result.reasons.append("nbgrader could not autograde it: " + _first_error(out))
+        result.reasons.extend(notes)
+        _keep_last_good(result, previous)
         return result
 
     with Gradebook(coursedir.db_url, coursedir.course_id) as gb:
+        cleared = _stale_manual_marks(gb, student, assignment, staged.answers, answer_state)
         result.score, result.max_score, pending = _scores(gb, student, assignment)
-    timed_out = _timed_out_cells(coursedir, student, assignment)
-    pending = [name for name in pending if not any(name in reason for reason in manual)]
+    manual = [f"{e.kind}: {e.detail}" for e in events if e.manual]
+    for name in cleared:
+        result.events.append({"kind": "answer changed after marking", "cell": name,
+                              "detail": f"{name} was changed since it was marked; its mark was cleared"})
+    if cleared:
+        manual.append(f"answer changed after marking: {', '.join(cleared)} (marks cleared)")
+    deleted = {e.cell for e in events if e.kind == "cell deleted"}
+    pending = [name for name in pending if name not in deleted]
     if pending:
         manual.append(f"{len(pending)} manual answer{'s' if len(pending) > 1 else ''} "
                       f"to grade ({', '.join(pending)})")
     result.status = NEEDS_MANUAL if manual else GRADED
     result.reasons.extend(manual)
+    result.reasons.extend(f"{e.kind}: {e.detail}" for e in events if not e.manual)
+    timed_out = [name for run in runs.values() for name in run.timed_out]
     if timed_out:
-        result.reasons.append(f"interrupted after {cell_timeout:g} s: {', '.join(timed_out)}")
+        result.reasons.append(f"interrupted after {float(cfg.Execute.timeout):g} s: {', '.join(timed_out)}")
 
-    if "feedback" in out:
-        result.feedback_seconds = out["feedback"]["seconds"]
-        if out["feedback"]["success"]:
+    if feedback:
+        fb_cfg = Config(cfg)
+        fb_cfg.merge(_feedback_config(cfg))
+        with temp_attrs(coursedir, assignment_id=assignment, student_id=student):
+            app = GenerateFeedback(coursedir=coursedir, config=fb_cfg, log=log)
+            app.force = True
+            fb = _run_app(app)
+        result.feedback_seconds = fb["seconds"]
+        result.timings["feedback"] = fb["seconds"]
+        if fb["success"]:
             folder = Path(coursedir.format_path(coursedir.feedback_directory, student, assignment))
             result.feedback_files = [str(p) for p in sorted(folder.glob("*.html"))]
         else:
-            result.reasons.append("feedback not written: " + _first_error(out["feedback"]))
+            result.reasons.append("feedback not written: " + _first_error(fb))
     return result
 
 
-def _write_csv(results: list[SubmissionResult], path: Path) -> None:
-    columns = ["assignment", "student_id", "status", "score", "max_score", "reasons"]
-    with open(path, "w", newline="") as fh:
-        writer = csv.writer(fh)
-        writer.writerow(columns)
-        for r in sorted(results, key=lambda r: (r.assignment, r.student)):
-            writer.writerow([
-                r.assignment, r.student, r.status,
-                "" if r.score is None else f"{r.score:g}",
-                "" if r.max_score is None else f"{r.max_score:g}",
-                "; ".join(r.reasons),
-            ])
+# ---------------------------------------------------------------------------
+# grades.csv and the report
+# ---------------------------------------------------------------------------
+
+CSV_COLUMNS = ["assignment", "student_id", "status", "score", "max_score", "reasons"]
+
+
+def _read_csv(path: Path) -> dict[tuple[str, str], dict]:
+    rows = {}
+    try:
+        with open(path, newline="") as fh:
+            for row in csv.DictReader(fh):
+                if row.get("assignment") and row.get("student_id"):
+                    rows[(row["assignment"], row["student_id"])] = row
+    except (OSError, csv.Error):
+        pass
+    return rows
+
+
+def _write_csv(results: list[SubmissionResult], path: Path, previous: dict | None = None) -> None:
+    """Write grades.csv: this run's rows replace theirs, every other row is kept."""
+    rows = dict(previous or {})
+    for r in results:
+        rows[(r.assignment, r.student)] = {
+            "assignment": r.assignment, "student_id": r.student, "status": r.status,
+            "score": "" if r.score is None else f"{r.score:g}",
+            "max_score": "" if r.max_score is None else f"{r.max_score:g}",
+            "reasons": "; ".join(r.reasons),
+        }
+    tmp = path.with_suffix(".csv.tmp")
+    with open(tmp, "w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=CSV_COLUMNS, extrasaction="ignore")
+        writer.writeheader()
+        for key in sorted(rows):
+            writer.writerow(rows[key])
+    os.replace(tmp, path)
+
+
+def _write_report(results: list[SubmissionResult], path: Path, unsafe: bool) -> None:
+    """grading-report.json: every submission's status, score, reasons and named events."""
+    report = _load_json(path, {})
+    entries = {(e.get("assignment"), e.get("student_id")): e
+               for e in report.get("submissions", []) if isinstance(e, dict)}
+    now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    for r in results:
+        entries[(r.assignment, r.student)] = {
+            "assignment": r.assignment, "student_id": r.student, "status": r.status,
+            "score": r.score, "max_score": r.max_score, "reasons": r.reasons,
+            "events": r.events, "kept_last_good_grade": r.kept_last_good,
+            "seconds": {k: round(v, 2) for k, v in r.timings.items()},
+            "sandbox": "none (--unsafe-no-sandbox)" if unsafe else "bubblewrap",
+            "graded_at": now,
+        }
+    _write_json(path, {"generated_at": now,
+                       "submissions": [entries[k] for k in sorted(entries, key=lambda k: (k[0] or "", k[1] or ""))]})
 
 
 def main(argv: list[str] | None = None) -> int:
     """Command-line entry point; returns the exit status."""
+    from .sandbox import SandboxUnavailable
+
     parser = argparse.ArgumentParser(
         prog="python -m coursetools.grading",
-        description="Autograde every submission under submitted/<student>/<assignment>/, "
-        "write feedback and grades.csv, and report each submission.",
+        description="Autograde every submission under submitted/<student>/<assignment>/ (each in "
+        "its own sandbox), write feedback, grades.csv and grading-report.json, and report each "
+        "submission.",
     )
     parser.add_argument("--course-dir", default=".", help="course folder (default: current folder)")
     parser.add_argument("--assignment", action="append", help="grade only this assignment (repeatable)")
@@ -648,15 +781,24 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--timeout", type=float, help="seconds one cell may run (default: c.Execute.timeout)")
     parser.add_argument("--max-time", type=float,
                         help="wall-clock seconds for one whole submission (default: 10 x timeout + 60)")
+    parser.add_argument("--jobs", "-j", type=int,
+                        help="submissions graded at once, one sandbox each (default: number of cores)")
     parser.add_argument("--no-feedback", action="store_true", help="do not write HTML feedback")
     parser.add_argument("--csv", help="where to write the grades (default: <course-dir>/grades.csv)")
+    parser.add_argument("--unsafe-no-sandbox", action="store_true",
+                        help="run student code WITHOUT a sandbox (machines without namespaces only; "
+                        "a student can then read solutions/ and change other grades)")
     args = parser.parse_args(argv)
 
-    results = grade_course(
-        args.course_dir, assignments=args.assignment, students=args.student,
-        timeout=args.timeout, max_time=args.max_time, feedback=not args.no_feedback,
-        csv_path=args.csv,
-    )
+    try:
+        results = grade_course(
+            args.course_dir, assignments=args.assignment, students=args.student,
+            timeout=args.timeout, max_time=args.max_time, feedback=not args.no_feedback,
+            csv_path=args.csv, jobs=args.jobs, unsafe_no_sandbox=args.unsafe_no_sandbox,
+        )
+    except SandboxUnavailable as err:
+        print(f"Refusing to grade: {err}", file=sys.stderr)
+        return 2
     failed = [r for r in results if r.status == FAILED]
     if failed:
         names = ", ".join(f"{r.student}/{r.assignment}" for r in failed)
