@@ -52,3 +52,11 @@ bench: $(STAMP)
 
 clean:
 	rm -rf $(VENV) build .pytest_cache
+
+# A JupyterHub for a whole class on this machine (run as root): installs the
+# hub into /opt/mlm-hub, creates the roster's accounts, prints the login page's
+# address.  See README, "Running a class".
+.PHONY: hub
+HUB_PORT ?= 8000
+hub:
+	$(PYTHON) hub/classhub.py start --port $(HUB_PORT) $(ARGS)

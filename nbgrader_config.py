@@ -10,7 +10,8 @@ The course root is the folder holding this file (the repository root):
 
 ``submitted/``, ``autograded/``, ``feedback/``, ``gradebook.db`` and the
 exchange folder ``.exchange/`` are created here on demand and are not part of
-the repository.
+the repository.  On the class hub (``hub/``) the environment variable
+``MLM_EXCHANGE_ROOT`` names the class's shared exchange instead.
 """
 
 import os
@@ -45,8 +46,12 @@ c.Execute.interrupt_on_timeout = True
 
 # The default exchange (/usr/local/share/nbgrader/exchange) is not writable for
 # an ordinary user or on Binder; keep the exchange inside the course folder.
-c.Exchange.root = os.path.join(_ROOT, ".exchange")
-os.makedirs(c.Exchange.root, exist_ok=True)
+# On a class hub (hub/) every server is given the shared exchange instead.
+if os.environ.get("MLM_EXCHANGE_ROOT"):
+    c.Exchange.root = os.environ["MLM_EXCHANGE_ROOT"]
+else:
+    c.Exchange.root = os.path.join(_ROOT, ".exchange")
+    os.makedirs(c.Exchange.root, exist_ok=True)
 c.Exchange.path_includes_course = True
 
 # Feedback is built from the autograded notebooks, which contain the hidden
