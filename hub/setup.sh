@@ -115,6 +115,18 @@ mkdir -p "$conf/jupyter_server_config.d" "$conf/labconfig"
 cat > "$conf/jupyter_server_config.d/nbgrader-formgrader.json" <<'JSON'
 {"ServerApp": {"jpserver_extensions": {"nbgrader.server_extensions.formgrader": true}}}
 JSON
+# The hub starts servers in the home folder; the formgrader reads the course's
+# own configuration from ~/multilevel (hub/classhub.py copies the course there).
+cat > "$conf/nbgrader_config.py" <<'PY'
+"""nbgrader settings of the instructors group (written by hub/setup.sh)."""
+import os
+
+c = get_config()  # noqa: F821
+_course = os.path.join(os.path.expanduser("~"), "multilevel")
+if os.path.exists(os.path.join(_course, "nbgrader_config.py")):
+    load_subconfig(os.path.join(_course, "nbgrader_config.py"))  # noqa: F821
+c.CourseDirectory.root = _course
+PY
 cat > "$conf/labconfig/page_config.json" <<'JSON'
 {"disabledExtensions": {"@jupyter/nbgrader:formgrader": false,
                         "@jupyter/nbgrader:create-assignment": false}}
