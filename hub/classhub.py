@@ -99,8 +99,14 @@ def default_roster() -> Path:
 # --------------------------------------------------------------------------- accounts
 
 
+def _tool(name: str) -> str:
+    """An account tool by full path (root's PATH may lack /usr/sbin under some launchers)."""
+    return shutil.which(name) or next((f"{d}/{name}" for d in ("/usr/sbin", "/sbin")
+                                       if os.path.exists(f"{d}/{name}")), name)
+
+
 def _run(cmd, **kw):
-    return subprocess.run([str(c) for c in cmd], check=True, **kw)
+    return subprocess.run([_tool(str(cmd[0]))] + [str(c) for c in cmd[1:]], check=True, **kw)
 
 
 def _account(name: str):
@@ -176,7 +182,7 @@ def remove_accounts(people: list[Person]) -> list[str]:
             deadline = time.monotonic() + 5
             while _pids_of(account.pw_uid) and time.monotonic() < deadline:
                 time.sleep(0.1)
-        subprocess.run(["userdel", "--remove", person.username], check=False,
+        subprocess.run([_tool("userdel"), "--remove", person.username], check=False,
                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         removed.append(person.username)
     return removed

@@ -32,6 +32,7 @@ scripts and the test).
 """
 
 import os
+import pwd
 import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -110,6 +111,9 @@ def _per_group(spawner):
         # Their server opens in the course folder, where formgrader finds the
         # course's nbgrader_config.py (hub/classhub.py copies it there).
         spawner.notebook_dir = "~/" + COURSE_ID
+        # The tutor tools (python -m coursetools.grading) from the course copy.
+        home = pwd.getpwnam(spawner.user.name).pw_dir
+        spawner.environment["PYTHONPATH"] = os.path.join(home, COURSE_ID, "tools")
 
 
 c.Spawner.pre_spawn_hook = _per_group
