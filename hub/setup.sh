@@ -27,33 +27,37 @@ if [[ $(id -u) -ne 0 ]]; then
     exit 1
 fi
 
-# Only what the stamp's files say is installed; a change to any of them reinstalls.
-STAMP="$PREFIX/.installed"
-want="$(cat "$HERE/setup.sh" "$HERE/requirements.txt" "$HERE/package.json" \
-             "$HERE/package-lock.json" "$REPO/requirements.txt" "$REPO/pyproject.toml" \
-        | sha256sum | cut -d' ' -f1)"
-if [[ -f "$STAMP" && "$(cat "$STAMP")" == "$want" ]]; then
-    exit 0
+# stamp NAME FILES...: true when the part NAME was installed from these very files.
+fingerprint() { cat "$@" | sha256sum | cut -d' ' -f1; }
+installed() { [[ -f "$PREFIX/.stamp-$1" && "$(cat "$PREFIX/.stamp-$1")" == "$2" ]]; }
+mark() { echo "$2" > "$PREFIX/.stamp-$1"; }
+
+envs_want="$(fingerprint "$HERE/requirements.txt" "$REPO/requirements.txt" "$REPO/pyproject.toml" \
+             $(find "$REPO/helpers/mlmhelpers" "$REPO/data" -type f -not -name '*.pyc' | sort))"
+proxy_want="$(fingerprint "$HERE/package.json" "$HERE/package-lock.json")"
+if ! installed envs "$envs_want" || ! installed proxy "$proxy_want"; then
+    echo "Installing the class hub into $PREFIX (a few minutes the first time) ..."
 fi
-echo "Installing the class hub into $PREFIX (a few minutes the first time) ..."
 
 apt_install() {
     DEBIAN_FRONTEND=noninteractive apt-get update -qq
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
 }
 
-# Debian's Python needs its venv package (ensurepip) to create environments.
-if [[ ! -x "$SYSTEM_PYTHON" ]]; then
-    apt_install python3 python3-venv
-fi
-probe="$(mktemp -d)"
-if ! "$SYSTEM_PYTHON" -m venv "$probe/venv" >/dev/null 2>&1; then
-    apt_install python3-venv
-fi
-rm -rf "$probe"
-if ! command -v npm >/dev/null 2>&1; then
-    apt_install nodejs npm
-fi
+prerequisites() {
+    # Debian's Python needs its venv package (ensurepip) to create environments.
+    if [[ ! -x "$SYSTEM_PYTHON" ]]; then
+        apt_install python3 python3-venv
+    fi
+    probe="$(mktemp -d)"
+    if ! "$SYSTEM_PYTHON" -m venv "$probe/venv" >/dev/null 2>&1; then
+        apt_install python3-venv
+    fi
+    rm -rf "$probe"
+    if ! command -v npm >/dev/null 2>&1; then
+        apt_install nodejs npm
+    fi
+}
 
 mkdir -p "$PREFIX"
 chmod 755 "$PREFIX"
@@ -64,35 +68,34 @@ make_env() {  # make_env DIR: a fresh virtual environment with an up-to-date pip
     "$1/bin/python" -m pip install --quiet --upgrade pip
 }
 
-# 1. The hub.
-make_env "$PREFIX/hub"
-"$PREFIX/hub/bin/python" -m pip install --quiet -r "$HERE/requirements.txt"
+if ! installed envs "$envs_want"; then
+    prerequisites
+    # 1. The hub.
+    make_env "$PREFIX/hub"
+    "$PREFIX/hub/bin/python" -m pip install --quiet -r "$HERE/requirements.txt"
 
-# 2. Every user's environment: the course's pinned packages, the single-user
-#    server (same jupyterhub version as the hub) and the helper library with
-#    its data (a normal install, not an editable one pointing into this folder).
-make_env "$PREFIX/user"
-"$PREFIX/user/bin/python" -m pip install --quiet -r "$REPO/requirements.txt" -r "$HERE/requirements.txt"
-"$PREFIX/user/bin/python" -m pip install --quiet --no-deps "$REPO"
+    # 2. Every user's environment: the course's pinned packages, the single-user
+    #    server (same jupyterhub version as the hub) and the helper library with
+    #    its data (a normal install, not an editable one pointing into this folder).
+    make_env "$PREFIX/user"
+    "$PREFIX/user/bin/python" -m pip install --quiet -r "$REPO/requirements.txt" -r "$HERE/requirements.txt"
+    "$PREFIX/user/bin/python" -m pip install --quiet --no-deps "$REPO"
 
-# nbgrader for a student (as on Binder): Validate, the assignment list and the
-# course list on; formgrader and "create assignment" off.
-userbin="$PREFIX/user/bin"
-for ext in validate_assignment assignment_list course_list; do
-    "$userbin/jupyter" server extension enable --sys-prefix "nbgrader.server_extensions.$ext" >/dev/null 2>&1
-done
-"$userbin/jupyter" server extension disable --sys-prefix nbgrader.server_extensions.formgrader >/dev/null 2>&1
-"$userbin/jupyter" labextension disable --level=sys_prefix @jupyter/nbgrader:formgrader >/dev/null 2>&1
-"$userbin/jupyter" labextension disable --level=sys_prefix @jupyter/nbgrader:create-assignment >/dev/null 2>&1
-mkdir -p "$PREFIX/user/share/jupyter/lab/settings"
-cat > "$PREFIX/user/share/jupyter/lab/settings/overrides.json" <<'JSON'
-{
-  "@jupyterlab/apputils-extension:notification": {
-    "fetchNews": "false",
-    "checkForUpdates": false
-  }
-}
-JSON
+    # nbgrader for a student (as on Binder): Validate, the assignment list and the
+    # course list on; formgrader and "create assignment" off.
+    userbin="$PREFIX/user/bin"
+    for ext in validate_assignment assignment_list course_list; do
+        "$userbin/jupyter" server extension enable --sys-prefix "nbgrader.server_extensions.$ext" >/dev/null 2>&1
+    done
+    "$userbin/jupyter" server extension disable --sys-prefix nbgrader.server_extensions.formgrader >/dev/null 2>&1
+    "$userbin/jupyter" labextension disable --level=sys_prefix @jupyter/nbgrader:formgrader >/dev/null 2>&1
+    "$userbin/jupyter" labextension disable --level=sys_prefix @jupyter/nbgrader:create-assignment >/dev/null 2>&1
+    mkdir -p "$PREFIX/user/share/jupyter/lab/settings"
+    echo '{"@jupyterlab/apputils-extension:notification": {"fetchNews": "false", "checkForUpdates": false}}' \
+        > "$PREFIX/user/share/jupyter/lab/settings/overrides.json"
+    chmod -R a+rX "$PREFIX/hub" "$PREFIX/user"
+    mark envs "$envs_want"
+fi
 
 # Every user's nbgrader: the class's exchange and course id.  The hub passes
 # MLM_EXCHANGE_ROOT to each server; the course's own nbgrader_config.py (in the
@@ -115,6 +118,11 @@ mkdir -p "$conf/jupyter_server_config.d" "$conf/labconfig"
 cat > "$conf/jupyter_server_config.d/nbgrader-formgrader.json" <<'JSON'
 {"ServerApp": {"jpserver_extensions": {"nbgrader.server_extensions.formgrader": true}}}
 JSON
+# JupyterLab shows the formgrader in a frame of the instructor's own server;
+# JupyterHub's default for single-user servers forbids every frame.
+cat > "$conf/jupyter_server_config.json" <<'JSON'
+{"ServerApp": {"tornado_settings": {"headers": {"Content-Security-Policy": "frame-ancestors 'self'"}}}}
+JSON
 # The hub starts servers in the home folder; the formgrader reads the course's
 # own configuration from ~/multilevel (hub/classhub.py copies the course there).
 cat > "$conf/nbgrader_config.py" <<'PY'
@@ -132,12 +140,15 @@ cat > "$conf/labconfig/page_config.json" <<'JSON'
                         "@jupyter/nbgrader:create-assignment": false}}
 JSON
 
-# 4. The proxy, exactly as locked in hub/package-lock.json.
-rm -rf "$PREFIX/proxy"
-mkdir -p "$PREFIX/proxy"
-cp "$HERE/package.json" "$HERE/package-lock.json" "$PREFIX/proxy/"
-(cd "$PREFIX/proxy" && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
+if ! installed proxy "$proxy_want"; then
+    prerequisites
+    # 4. The proxy, exactly as locked in hub/package-lock.json.
+    rm -rf "$PREFIX/proxy"
+    mkdir -p "$PREFIX/proxy"
+    cp "$HERE/package.json" "$HERE/package-lock.json" "$PREFIX/proxy/"
+    (cd "$PREFIX/proxy" && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
+    chmod -R a+rX "$PREFIX/proxy"
+    mark proxy "$proxy_want"
+fi
 
-chmod -R a+rX "$PREFIX"
-echo "$want" > "$STAMP"
-echo "Class hub installed in $PREFIX."
+chmod -R a+rX "$PREFIX/instructor-config" "$PREFIX/user/etc/jupyter"

@@ -479,6 +479,12 @@ def test_instructors_have_formgrader_students_do_not(hub, round_trip):
     response = hub.call(INSTRUCTOR, "GET", "formgrader/api/assignments")
     assert response.status_code == 200, (response.status_code, response.headers.get("Location"))
     assert ASSIGNMENT in [a["name"] for a in response.json()], response.text[:1000]
+    # JupyterLab shows it in a frame of the instructor's own page: allowed there only.
+    page = hub.call(INSTRUCTOR, "GET", "formgrader/manage_assignments")
+    assert page.status_code == 200 and "Manage Assignments" in page.text
+    assert page.headers["Content-Security-Policy"] == "frame-ancestors 'self'"
+    assert hub.call("mlmt-student1", "GET", "api/status").headers["Content-Security-Policy"] == \
+        "frame-ancestors 'none'"
     # ... and does not exist on a student's server.
     for student in STUDENTS:
         response = hub.call(student, "GET", "formgrader/api/assignments")
