@@ -74,3 +74,11 @@ bench: $(STAMP)
 clean:
 	rm -rf $(VENV) .pytest_cache build/slides
 	if [ ! -e $(RELEASE)/.git ]; then rm -rf $(RELEASE); fi
+
+# A JupyterHub for a whole class on this machine (run as root): installs the
+# hub into /opt/mlm-hub, creates the roster's accounts, prints the login page's
+# address.  See README, "Running a class".
+.PHONY: hub
+HUB_PORT ?= 8000
+hub:
+	$(PYTHON) hub/classhub.py start --port $(HUB_PORT) $(ARGS)

@@ -14,6 +14,8 @@ the repository; so are ``grades.csv``, ``grading-report.json`` and
 ``.grading/`` (clean copies of the submissions and the answers as last
 graded), written by ``make grade`` (``python -m coursetools.grading``), which
 runs every submission in a sandbox and its tests in a clean process.
+On the class hub (``hub/``) the environment variable ``MLM_EXCHANGE_ROOT``
+names the class's shared exchange instead of ``.exchange/``.
 """
 
 import os
@@ -48,8 +50,12 @@ c.Execute.interrupt_on_timeout = True
 
 # The default exchange (/usr/local/share/nbgrader/exchange) is not writable for
 # an ordinary user or on Binder; keep the exchange inside the course folder.
-c.Exchange.root = os.path.join(_ROOT, ".exchange")
-os.makedirs(c.Exchange.root, exist_ok=True)
+# On a class hub (hub/) every server is given the shared exchange instead.
+if os.environ.get("MLM_EXCHANGE_ROOT"):
+    c.Exchange.root = os.environ["MLM_EXCHANGE_ROOT"]
+else:
+    c.Exchange.root = os.path.join(_ROOT, ".exchange")
+    os.makedirs(c.Exchange.root, exist_ok=True)
 c.Exchange.path_includes_course = True
 
 # Feedback is built from the autograded notebooks, which contain the hidden
