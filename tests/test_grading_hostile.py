@@ -521,9 +521,15 @@ def test_staging_repairs_and_names_every_change(tmp_path, src):
     folder = tmp_path / "submitted"
     folder.mkdir()
     (folder / f"{ASSIGNMENT} (2).ipynb").write_text(json.dumps(student_nb))
+    # what `nbgrader collect` leaves beside a notebook from the exchange
+    (folder / "timestamp.txt").write_text("2026-12-03 09:00:00.000000 UTC")
+    (folder / "submission_secret.txt").write_text("f00d" * 32)
 
     staged = submission.stage(folder, tmp_path / "staged", "mallory", info)
     assert staged.fatal == []
+    # release_feedback names the feedback file from the secret: it must travel on
+    for kept in ("timestamp.txt", "submission_secret.txt"):
+        assert (tmp_path / "staged" / kept).read_text() == (folder / kept).read_text()
     kinds = {e.kind: e for e in staged.events}
     assert "(2).ipynb" in kinds["notebook renamed"].detail
     assert kinds["duplicate cell id"]

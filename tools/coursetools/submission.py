@@ -222,8 +222,12 @@ def stage(submitted: Path, staged: Path, student: str, info: AssignmentInfo) -> 
     if staged.exists():
         shutil.rmtree(staged)
     staged.mkdir(parents=True)
-    if (submitted / "timestamp.txt").is_file():
-        shutil.copy(submitted / "timestamp.txt", staged / "timestamp.txt")
+    # nbgrader's own files of a submission: the time it was handed in and, for
+    # a submission collected through the exchange, the secret that names its
+    # feedback (``nbgrader release_feedback`` reads it from the feedback folder)
+    for kept in ("timestamp.txt", "submission_secret.txt"):
+        if (submitted / kept).is_file():
+            shutil.copy(submitted / kept, staged / kept)
     if len(missing) == 1 and len(spare) == 1:
         by_name[missing[0]] = spare[0]
         out.events.append(Event(RENAMED, f"'{spare[0].name}' graded as {missing[0]}.ipynb"))
