@@ -32,7 +32,7 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 from scipy import optimize
-from scipy.sparse.linalg import splu, spsolve
+from scipy.sparse.linalg import splu
 
 from ._lmm import GRAD_TOL, SINGULAR_TOL
 
@@ -94,7 +94,6 @@ class SparseModel:
         self._lam = (np.concatenate(lrow), np.concatenate(lcol), np.concatenate(lidx))
         self.dense = off <= DENSE_MAX
         self._Apattern = None
-        self._lu = None
         if self.dense:
             self.ZtZ_dense = self.ZtZ.toarray()
 
@@ -139,7 +138,6 @@ class SparseModel:
         diag = lu.U.diagonal()
         if np.any(diag <= 0):
             raise np.linalg.LinAlgError("not positive definite")
-        self._lu = lu
         return L, lu.solve, float(np.sum(np.log(diag)))
 
     def _A(self, theta):
@@ -210,7 +208,7 @@ class SparseModel:
         sigma2 = s["pwrss"] / dof
         RXinv = np.linalg.inv(s["RX"])
         b_all = np.asarray(s["L"] @ s["u"]).ravel()
-        Ainv_blocks = self._inverse_diagonal_blocks(s["solve"], None if self.dense else self._lu)
+        Ainv_blocks = self._inverse_diagonal_blocks(s["solve"])
         per = []
         for k, blk in enumerate(self.blocks):
             T = self.block_T(theta, k)
@@ -222,27 +220,12 @@ class SparseModel:
         return dict(beta=s["beta"], sigma2=float(sigma2), vcov=sigma2 * (RXinv.T @ RXinv),
                     blocks=per, dev=float(self._dev(s, reml)), theta=theta)
 
-    def _inverse_diagonal_blocks(self, solve, lu=None, chunk=512):
-        """The q x q diagonal blocks of A^-1, one per level of every factor."""
-        if lu is not None and np.array_equal(lu.perm_r, lu.perm_c):
-            # P A P' = L D L' (U = D L'), so A^-1_ij = sum_k Y_ki Y_kj / D_k
-            # with Y = L^-1 P: sparse for a sparse, well-ordered factor.
-            Lf = lu.L.tocsc()
-            Linv = spsolve(Lf, sp.identity(self.Q, format="csc")).tocsc()
-            Y = Linv[:, lu.perm_c].tocsc()
-            dinv = 1.0 / lu.U.diagonal()
-            out = []
-            for k, blk in enumerate(self.blocks):
-                off, q, m = self.offsets[k], blk.q, blk.m
-                D = np.empty((m, q, q))
-                for a in range(q):
-                    Ya = Y[:, off + a:off + m * q:q]
-                    for b in range(a + 1):
-                        Yb = Y[:, off + b:off + m * q:q]
-                        v = np.asarray(Ya.multiply(Yb).T @ dinv).ravel()
-                        D[:, a, b] = D[:, b, a] = v
-                out.append(D)
-            return out
+    def _inverse_diagonal_blocks(self, solve, chunk=None):
+        """The q x q diagonal blocks of A^-1, one per level of every factor.
+
+        Solved for the unit vectors in chunks (at most about 80 MB at a time).
+        """
+        chunk = chunk or max(256, min(self.Q, 10_000_000 // max(self.Q, 1)))
         out = []
         for k, blk in enumerate(self.blocks):
             off, q, m = self.offsets[k], blk.q, blk.m
@@ -253,9 +236,9 @@ class SparseModel:
                 c0, c1 = off + j0 * q, off + j1 * q
                 E = np.zeros((self.Q, c1 - c0))
                 E[np.arange(c0, c1), np.arange(c1 - c0)] = 1.0
-                S = solve(E)[c0:c1]                              # rows/cols of the chunk
-                for j in range(j1 - j0):
-                    D[j0 + j] = S[j * q:(j + 1) * q, j * q:(j + 1) * q]
+                nj = j1 - j0
+                S = solve(E)[c0:c1].reshape(nj, q, nj, q)        # rows/cols of the chunk
+                D[j0:j1] = S[np.arange(nj), :, np.arange(nj), :]
             out.append(D)
         return out
 
