@@ -26,6 +26,9 @@ REL = 1e-3
 def _data(name):
     if name == "penicillin":
         return pd.read_csv(FIXTURES / "penicillin.csv")
+    if name == "cohort":  # as the R script: a grouping without variance
+        exam = mlm.load_dataset("tutorial")
+        return exam.assign(cohort=exam["student"] % 6)
     if name == "chem20":
         chem = mlm.load_dataset("chem97")
         return chem[chem["lea"] <= 20]
@@ -41,6 +44,7 @@ MODELS = {
                           "+ (1 + gcsecnt | school)", False, {}),
     "uncorrelated": ("tutorial", "normexam ~ standlrt + (standlrt || school)", False, {}),
     "linear_one": ("tutorial", "normexam ~ standlrt + (standlrt | school)", False, {}),
+    "singular": ("cohort", "normexam ~ standlrt + (1 | school) + (1 | cohort)", False, {}),
 }
 
 
@@ -174,3 +178,22 @@ def test_unknown_column_in_random_part():
     exam = mlm.load_dataset("tutorial")
     with pytest.raises(mlm.ColumnNotFoundError, match="Did you mean 'school'"):
         mlm.fit_mixedlm("normexam ~ 1 + (1 | schol) + (1 | vrband)", exam)
+
+
+def test_group_effects_and_their_se_agree_with_lme4(fits):
+    m = fits["crossed"]
+    for factor, ref in REF["crossed"]["ranef"].items():
+        ours = m.ranef[factor]["(Intercept)"]
+        se = m.ranef_se[factor]["(Intercept)"]
+        assert [str(v) for v in ours.index] == ref["level"]
+        np.testing.assert_allclose(ours.to_numpy(), ref["u"], rtol=REL, atol=1e-5)
+        np.testing.assert_allclose(se.to_numpy(), ref["se"], rtol=REL)
+
+
+def test_singular_fit_warning_names_the_factor():
+    assert REF["singular"]["singular"] is True
+    with pytest.warns(mlm.SingularFitWarning, match="variance of cohort is"):
+        m = mlm.fit_mixedlm(MODELS["singular"][1], _data("cohort"))
+    assert m.singular and m.cov_re["cohort"].iloc[0, 0] == 0.0
+    assert "boundary (singular) fit" in mlm.summary(m)
+    assert not REF["crossed"]["singular"]
