@@ -39,6 +39,8 @@ def _data(name):
 MODELS = {
     "crossed": ("penicillin", "diameter ~ 1 + (1 | plate) + (1 | sample)", False, {}),
     "crossed_reml": ("penicillin", "diameter ~ 1 + (1 | plate) + (1 | sample)", True, {}),
+    "cross_classified": ("scotssec", "attain ~ verbal + sex + social + (1 | primary) "
+                         "+ (1 | second)", False, {}),
     "nested": ("chem97", "score ~ gcsecnt + (1 | lea/school)", False, {}),
     "slopes_two_levels": ("chem20", "score ~ gcsecnt + (1 + gcsecnt | lea) "
                           "+ (1 + gcsecnt | school)", False, {}),
@@ -72,7 +74,7 @@ def _cov(m, grp, var1, var2):
 @pytest.mark.parametrize("key", list(MODELS) + ["logit_one"])
 def test_agrees_with_lme4(fits, key):
     ref, m = REF[key], fits[key]
-    names = {"(Intercept)": "Intercept", "urbanY": "urban[T.Y]"}
+    names = {"(Intercept)": "Intercept", "urbanY": "urban[T.Y]", "sexF": "sex[T.F]"}
     assert m.llf == pytest.approx(ref["logLik"], abs=1e-3)
     for term, value in ref["fixef"].items():
         ours = names.get(term, term)
