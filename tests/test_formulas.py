@@ -130,6 +130,18 @@ def test_tables_for_several_factors(fits):
     assert "Formula: score ~ gcsecnt + (1 | lea/school)" in text
     assert m.fittedvalues.shape == (31022,)
     assert np.isfinite(m.resid).all()
+    chem = mlm.load_dataset("chem97").head(3)
+    fixed = m.predict(chem, include_random=False)
+    expected = m.fe_params["Intercept"] + m.fe_params["gcsecnt"] * chem["gcsecnt"]
+    np.testing.assert_allclose(fixed.to_numpy(), expected.to_numpy())
+    with pytest.raises(ValueError, match="include_random=False"):
+        m.predict(chem)
+    # the fitted values add each pupil's school and LEA effects
+    row = mlm.load_dataset("chem97").iloc[0]
+    by_hand = (m.fe_params["Intercept"] + m.fe_params["gcsecnt"] * row["gcsecnt"]
+               + m.ranef["lea"].loc[row["lea"], "(Intercept)"]
+               + m.ranef["school:lea"].loc[f"{row['school']}:{row['lea']}", "(Intercept)"])
+    assert m.fittedvalues.iloc[0] == pytest.approx(by_hand)
 
 
 def test_lr_test_across_random_structures(fits):
