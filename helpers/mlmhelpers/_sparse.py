@@ -201,24 +201,34 @@ class SparseModel:
         return float(dev) if np.isfinite(dev) and s["pwrss"] > 0 else np.inf
 
     def estimates(self, theta, reml=False):
-        """beta, sigma^2, vcov(beta), and per block: cov_re, b (m, q), condvar (m, q, q)."""
+        """beta, sigma^2, vcov(beta), and per block: cov_re and b (m, q).
+
+        The conditional variances of b are :meth:`conditional_variances`
+        (computed only when asked for: they need the diagonal blocks of A^-1).
+        """
         theta = np.asarray(theta, float)
         s = self._solve(theta)
         dof = self.n - self.p if reml else self.n
         sigma2 = s["pwrss"] / dof
         RXinv = np.linalg.inv(s["RX"])
         b_all = np.asarray(s["L"] @ s["u"]).ravel()
-        Ainv_blocks = self._inverse_diagonal_blocks(s["solve"])
         per = []
         for k, blk in enumerate(self.blocks):
             T = self.block_T(theta, k)
             off, q, m = self.offsets[k], blk.q, blk.m
-            b = b_all[off:off + m * q].reshape(m, q)
-            D = Ainv_blocks[k]                                  # (m, q, q)
-            condvar = sigma2 * np.einsum("ab,mbc,dc->mad", T, D, T)
-            per.append(dict(cov_re=sigma2 * (T @ T.T), b=b, condvar=condvar, T=T))
+            per.append(dict(cov_re=sigma2 * (T @ T.T), b=b_all[off:off + m * q].reshape(m, q)))
         return dict(beta=s["beta"], sigma2=float(sigma2), vcov=sigma2 * (RXinv.T @ RXinv),
                     blocks=per, dev=float(self._dev(s, reml)), theta=theta)
+
+    def conditional_variances(self, theta, sigma2):
+        """Per block, sigma^2 T_k [A^-1]_jj T_k' for every level j: (m, q, q) arrays."""
+        theta = np.asarray(theta, float)
+        _, solve, _ = self._factor(theta)
+        out = []
+        for k, D in enumerate(self._inverse_diagonal_blocks(solve)):
+            T = self.block_T(theta, k)
+            out.append(sigma2 * np.einsum("ab,mbc,dc->mad", T, D, T))
+        return out
 
     def _inverse_diagonal_blocks(self, solve, chunk=None):
         """The q x q diagonal blocks of A^-1, one per level of every factor.

@@ -179,6 +179,8 @@ def _fit_blocks(fixed, formula, rblocks, data, reml):
             "rescaling covariates or a simpler random part.")
     result = MultiLinearMixedResults(design, blocks, est, reml=reml, theta=theta,
                                      formula=formula, optimizer=info, notes=notes,
+                                     condvar_of=lambda: model.conditional_variances(
+                                         theta, est["sigma2"]),
                                      converged=converged, singular=bool(sing))
     for note in notes:
         warnings.warn(note, SingularFitWarning if note is message else UserWarning,

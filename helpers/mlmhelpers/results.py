@@ -495,8 +495,8 @@ class MultiLinearMixedResults(LinearMixedResults):
     Name: vpc, dtype: float64
     """
 
-    def __init__(self, design, blocks, est, *, reml, theta, formula, optimizer=None,
-                 notes=(), converged=True, singular=False):
+    def __init__(self, design, blocks, est, *, reml, theta, formula, condvar_of,
+                 optimizer=None, notes=(), converged=True, singular=False):
         names = list(design.exog_names)
         self.formula = design.formula
         self.lme4_formula = formula
@@ -510,16 +510,14 @@ class MultiLinearMixedResults(LinearMixedResults):
                                           columns=names)
         self.llf = -0.5 * float(est["dev"])
         self.nobs = int(design.n)
-        self.cov_re, self.ranef, self.ranef_se, self.ngroups = {}, {}, {}, {}
-        self.condvar = {}
+        self.cov_re, self.ranef, self.ngroups = {}, {}, {}
         for b, e in zip(blocks, est["blocks"]):
             labels = pd.Index(b.labels, name=b.name)
             self.cov_re[b.name] = pd.DataFrame(e["cov_re"], index=b.terms, columns=b.terms)
             self.ranef[b.name] = pd.DataFrame(e["b"], index=labels, columns=b.terms)
-            se = np.sqrt(np.clip(np.diagonal(e["condvar"], axis1=1, axis2=2), 0, None))
-            self.ranef_se[b.name] = pd.DataFrame(se, index=labels, columns=b.terms)
             self.ngroups[b.name] = int(b.m)
-            self.condvar[b.name] = e["condvar"]
+        self._condvar_of = condvar_of
+        self._condvar = None
         self.rows = design.rows
         self.converged = bool(converged)
         self.singular = bool(singular)
@@ -536,6 +534,24 @@ class MultiLinearMixedResults(LinearMixedResults):
         self.theta = np.asarray(theta, dtype=float)
         self.optimizer = dict(optimizer or {})
         self._statsmodels = None
+
+    @property
+    def condvar(self):
+        """{factor: (levels, q, q) conditional covariances of the effects} (on first use)."""
+        if self._condvar is None:
+            arrays = self._condvar_of()
+            self._condvar = {b.name: a for b, a in zip(self._blocks, arrays)}
+        return self._condvar
+
+    @property
+    def ranef_se(self):
+        """{factor: DataFrame} conditional standard errors of ``ranef`` (lme4's condVar)."""
+        out = {}
+        for name, cv in self.condvar.items():
+            se = np.sqrt(np.clip(np.diagonal(cv, axis1=1, axis2=2), 0, None))
+            ref = self.ranef[name]
+            out[name] = pd.DataFrame(se, index=ref.index, columns=ref.columns)
+        return out
 
     @property
     def n_variance_params(self):
@@ -576,8 +592,9 @@ class MultiLinearMixedResults(LinearMixedResults):
         alpha = check_alpha("group_effects()", alpha)
         z = stats.norm.ppf(1 - alpha / 2)
         parts = []
+        ses = self.ranef_se
         for group, terms in self.re_blocks:
-            eff_df, se_df = self.ranef[group], self.ranef_se[group]
+            eff_df, se_df = self.ranef[group], ses[group]
             for term in terms:
                 eff = eff_df[term].to_numpy()
                 se = se_df[term].to_numpy()
