@@ -94,6 +94,7 @@ class SparseModel:
         self._lam = (np.concatenate(lrow), np.concatenate(lcol), np.concatenate(lidx))
         self.dense = off <= DENSE_MAX
         self._Apattern = None
+        self.diagonal = all(blk.q == 1 for blk in self.blocks)
         if self.dense:
             self.ZtZ_dense = self.ZtZ.toarray()
 
@@ -119,10 +120,16 @@ class SparseModel:
         return sp.csc_matrix((np.asarray(theta, float)[i], (r, c)), shape=(self.Q, self.Q))
 
     # -- penalised least squares -----------------------------------------------------
+    def _lam_t(self, theta, M):
+        """Lambda' M (Lambda is diagonal when every block has one term: no sparse product)."""
+        if self.diagonal:
+            lam = np.asarray(theta, float)[self._lam[2]]
+            return lam[:, None] * M if M.ndim == 2 else lam * M
+        return np.asarray(self.lam(theta).T @ M)
+
     def _factor(self, theta):
-        L = self.lam(theta)
         if self.dense:
-            Ld = L.toarray()
+            Ld = self.lam(theta).toarray()
             A = Ld.T @ self.ZtZ_dense @ Ld
             A[np.diag_indices_from(A)] += 1.0
             C = np.linalg.cholesky(A)
@@ -131,14 +138,14 @@ class SparseModel:
             def solve(B):
                 from scipy.linalg import cho_solve
                 return cho_solve((C, True), B)
-            return L, solve, logdet
+            return solve, logdet
         A = self._A(theta)
         lu = splu(A, permc_spec="MMD_AT_PLUS_A", diag_pivot_thresh=0.0,
                   options=dict(SymmetricMode=True))
         diag = lu.U.diagonal()
         if np.any(diag <= 0):
             raise np.linalg.LinAlgError("not positive definite")
-        return L, lu.solve, float(np.sum(np.log(diag)))
+        return lu.solve, float(np.sum(np.log(diag)))
 
     def _A(self, theta):
         """Lambda' Z'Z Lambda + I on a fixed pattern: sum_ij theta_i theta_j K_ij + I."""
@@ -169,9 +176,9 @@ class SparseModel:
         return sp.csc_matrix((data, indices, indptr), shape=(self.Q, self.Q))
 
     def _solve(self, theta):
-        L, solve, logdet = self._factor(theta)
-        LZX = np.asarray(L.T @ self.ZtX)
-        LZy = np.asarray(L.T @ self.Zty).ravel()
+        solve, logdet = self._factor(theta)
+        LZX = self._lam_t(theta, self.ZtX)
+        LZy = self._lam_t(theta, self.Zty).ravel()
         W = solve(np.column_stack([LZX, LZy]))
         M = self.XtX - LZX.T @ W[:, :self.p]
         RX = np.linalg.cholesky(M)
@@ -181,7 +188,7 @@ class SparseModel:
         u = W[:, self.p] - W[:, :self.p] @ beta
         r0 = self.yty - 2.0 * beta @ self.Xty + beta @ self.XtX @ beta
         pwrss = float(r0 - d @ u)
-        return dict(L=L, solve=solve, logdet=logdet, M=M, RX=RX, beta=beta, u=u, pwrss=pwrss)
+        return dict(solve=solve, logdet=logdet, M=M, RX=RX, beta=beta, u=u, pwrss=pwrss)
 
     def _dev(self, s, reml):
         n, p = self.n, self.p
@@ -211,7 +218,7 @@ class SparseModel:
         dof = self.n - self.p if reml else self.n
         sigma2 = s["pwrss"] / dof
         RXinv = np.linalg.inv(s["RX"])
-        b_all = np.asarray(s["L"] @ s["u"]).ravel()
+        b_all = np.asarray(self.lam(theta) @ s["u"]).ravel()
         per = []
         for k, blk in enumerate(self.blocks):
             T = self.block_T(theta, k)
@@ -223,7 +230,7 @@ class SparseModel:
     def conditional_variances(self, theta, sigma2):
         """Per block, sigma^2 T_k [A^-1]_jj T_k' for every level j: (m, q, q) arrays."""
         theta = np.asarray(theta, float)
-        _, solve, _ = self._factor(theta)
+        solve, _ = self._factor(theta)
         out = []
         for k, D in enumerate(self._inverse_diagonal_blocks(solve)):
             T = self.block_T(theta, k)
