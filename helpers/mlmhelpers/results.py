@@ -12,8 +12,9 @@ add what is particular to each.  The library's free functions (``summary``,
 these methods, so a table is the same whichever way it is asked for.
 
 The random part is kept as a list of blocks ``re_blocks = [(grouping
-factor, [term names])]``, named as lme4's ``VarCorr()`` names them; a model
-has one block now, and several random factors will add blocks.
+factor, [term names])]``, named as lme4's ``VarCorr()`` names them: one
+block for one grouping factor, several for a model written with several
+random terms (:class:`MultiLinearMixedResults`).
 """
 
 from __future__ import annotations
