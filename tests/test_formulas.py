@@ -98,6 +98,9 @@ def test_varcorr_names_and_order_as_lme4(fits):
                                                                        table["Name"])]
         assert [g for g, _ in ours] == [g for g, _ in ref]
         assert [n for _, n in ours[:-1]] == [n for _, n in ref[:-1]]
+    # the two blocks of (standlrt || school) are one grouping factor, as lme4's ngrps()
+    assert fits["uncorrelated"].ngroups == {"school": 65}
+    assert "groups:  school, 65\n" in mlm.summary(fits["uncorrelated"])
 
 
 def test_lme4_syntax_for_one_factor_is_the_same_fit():

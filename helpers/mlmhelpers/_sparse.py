@@ -46,6 +46,7 @@ class Block:
     labels: object       # the levels, in code order
     Z: np.ndarray        # (n, q) the block's random-effects columns
     terms: list          # the names of those columns
+    factor: str = ""     # the grouping factor (name without lme4's ".1" of a || term)
 
     @property
     def m(self):

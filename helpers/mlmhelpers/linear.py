@@ -152,7 +152,8 @@ def _fit_blocks(fixed, formula, rblocks, data, reml):
             raise ValueError(
                 f"{func}: the grouping factor {name!r} has only one level in the rows used; "
                 "a random term needs several groups.")
-        blocks.append(_sparse.Block(label, codes.astype(np.intp), labels, Z, list(rb.terms)))
+        blocks.append(_sparse.Block(label, codes.astype(np.intp), labels, Z, list(rb.terms),
+                                    factor=name))
     blocks.sort(key=lambda b: -b.m)  # lme4 orders the terms by their number of levels
     if sum(b.m * b.q for b in blocks) >= design.n:
         raise ValueError(

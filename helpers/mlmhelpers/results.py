@@ -516,7 +516,7 @@ class MultiLinearMixedResults(LinearMixedResults):
             labels = pd.Index(b.labels, name=b.name)
             self.cov_re[b.name] = pd.DataFrame(e["cov_re"], index=b.terms, columns=b.terms)
             self.ranef[b.name] = pd.DataFrame(e["b"], index=labels, columns=b.terms)
-            self.ngroups[b.name] = int(b.m)
+            self.ngroups.setdefault(b.factor or b.name, int(b.m))  # as lme4's ngrps()
         self._condvar_of = condvar_of
         self._condvar = None
         self.rows = design.rows
