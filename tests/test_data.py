@@ -21,6 +21,7 @@ EXPECTED = {
     "chem97": (31022, "school", 2410),
     "contraception": (1934, "district", 60),
     "guimmun": (2159, "comm", 161),
+    "scotssec": (3435, "primary", 148),
 }
 
 
@@ -45,6 +46,15 @@ def test_tutorial_names_and_levels():
     means = tut.groupby("school")["standlrt"].transform("mean")
     assert (means - tut["avslrt"]).abs().max() < 1e-5
     assert tut["sex"].value_counts()["girl"] == 2436
+
+
+def test_scotssec_is_cross_classified():
+    scots = load_dataset("scotssec")
+    assert list(scots.columns) == ["primary", "second", "attain", "verbal", "sex", "social"]
+    assert list(scots["sex"].cat.categories) == ["M", "F"]
+    assert scots["second"].nunique() == 19
+    # not nested: many primary schools send pupils to several secondary schools
+    assert (scots.groupby("primary")["second"].nunique() > 1).sum() > 50
 
 
 def test_chem97_contraception_guimmun_levels():

@@ -252,7 +252,7 @@ def test_no_warning_on_a_regular_fit(data):
         (dict(formula="sex ~ standlrt"), TypeError,
          r"the response 'sex' must be numeric.*fit_logit_mixed"),
         (dict(formula="normexam ~ standlrt + (1 | school)"), ValueError,
-         r"without lme4's '\(1 \| school\)' part"),
+         r"has random terms .*so leave out `groups`"),
         (dict(formula="normexam standlrt"), ValueError, r"`formula` must be a string such as"),
         (dict(formula="~ standlrt"), ValueError, r"the formula has no response"),
         (dict(formula="normexam ~ "), ValueError, r"nothing right of '~'.*'normexam ~ 1'"),

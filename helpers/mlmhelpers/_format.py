@@ -214,8 +214,9 @@ def varcorr_lines(vc):
     """The 'Random effects:' block from a VarCorr table (see ``random_effects``)."""
     var_txt = r_format(vc["Variance"].to_numpy(), 4)
     sd_txt = r_format(vc["Std.Dev."].to_numpy(), 4)
+    grouped = vc["Groups"][vc["Groups"] != "Residual"]
     has_corr = bool(np.isfinite(vc["Corr"].to_numpy(dtype=float)).any()) or (
-        (vc["Groups"] != "Residual").sum() > 1)
+        len(grouped) > grouped.nunique())
     rows = []
     previous = None
     for i, r in vc.iterrows():
@@ -231,6 +232,8 @@ def varcorr_lines(vc):
 
 def lme4_formula(result):
     """``y ~ x + (1 + z | g)``: the model as lme4 writes it."""
+    if getattr(result, "lme4_formula", None):
+        return result.lme4_formula
     lhs, rhs = result.formula.split("~", 1)
     parts = []
     for group, names in result.re_blocks:
@@ -259,7 +262,10 @@ def summary_text(result):
     lines.append("")
     lines.append("Random effects:")
     lines += varcorr_lines(result.varcorr())
-    groups = ", ".join(f"{g}, {result.ngroups}" for g, _ in result.re_blocks)
+    if isinstance(result.ngroups, dict):
+        groups = "; ".join(f"{g}, {k}" for g, k in result.ngroups.items())
+    else:
+        groups = ", ".join(f"{g}, {result.ngroups}" for g, _ in result.re_blocks)
     lines.append(f"Number of obs: {result.nobs}, groups:  {groups}")
     lines.append("")
     lines.append("Fixed effects:")

@@ -26,9 +26,9 @@ REML ``d log|M| = -2 [sum_j P_j' N_j (I - P_j T' S_j)]_ba`` with ``P_j = T G_j``
 and ``N_j = B_j M^-1 B_j'``.  L-BFGS-B with this gradient and lme4's bounds
 (diagonal of ``T`` >= 0) needs a few dozen evaluations.
 
-Several random factors (crossed or nested; issue #15) will keep this
-interface - ``deviance_and_gradient(theta)`` and ``estimates(theta)`` - with
-a sparse Cholesky factor in place of the per-group blocks.
+This is the fast path for one grouping factor.  Several random factors
+(crossed or nested, lme4's formula syntax) use the general sparse form of
+the same deviance in :mod:`mlmhelpers._sparse`.
 """
 
 from __future__ import annotations

@@ -65,14 +65,6 @@ def _check_arguments(func, formula, data, groups, re_formula, example):
         raise ValueError(
             f"{func}: `formula` must be a string such as {example['formula']!r} "
             "(response on the left of '~', fixed-effect terms on the right).")
-    if "|" in formula:
-        raise ValueError(
-            f"{func}: write the formula without lme4's '(1 | {example['groups']})' part. Give "
-            f"the fixed part as `formula` and the grouping column as "
-            f"groups='{example['groups']}'"
-            + (" (random slopes as re_formula='1 + x')." if func == "fit_mixedlm" else
-               f": for glmer's {example['formula']} + (1 | {example['groups']}) write "
-               f"{func}('{example['formula']}', data, groups='{example['groups']}')."))
     if not isinstance(groups, str):
         raise TypeError(
             f"{func}: `groups` must be the name of a column of `data` that identifies the "
@@ -183,13 +175,21 @@ def _model_frame(func, data, used, groups):
     return frame, complete
 
 
-def prepare(func, formula, data, groups, *, re_formula=None, family="gaussian"):
+def prepare(func, formula, data, groups, *, re_formula=None, family="gaussian", extra=()):
     """Check the arguments and build a :class:`Design` (see the module docstring).
 
     ``family`` is ``"gaussian"`` (a numeric response) or ``"binomial"`` (a 0/1
     response).  Rows with a missing value in any column the model uses are
-    dropped with a ``UserWarning``.
+    dropped with a ``UserWarning``.  ``extra`` names further columns the model
+    uses (the grouping factors and random slopes of lme4-style terms): they
+    must exist and count for the missing values.
     """
+    for name in extra:
+        if isinstance(data, pd.DataFrame) and name not in data.columns:
+            raise ColumnNotFoundError(
+                f"{func}: {name!r} in the random part of the formula is not a column of "
+                "`data`." + suggest(name, data.columns, data)
+                + " Check the spelling (names are case-sensitive).")
     example = (dict(data="tutorial", formula="normexam ~ standlrt", groups="school")
                if family == "gaussian" else
                dict(data="contraception", formula="use ~ age + urban", groups="district"))
@@ -207,7 +207,7 @@ def prepare(func, formula, data, groups, *, re_formula=None, family="gaussian"):
         raise ValueError(f"{func}: data has no rows: there is nothing to fit.")
 
     used = [n for n in identifiers(formula) + identifiers(re_text or "") if n in data.columns]
-    used = list(dict.fromkeys(used + [groups]))
+    used = list(dict.fromkeys(used + [groups] + list(extra)))
     frame, complete = _model_frame(func, data, used, groups)
     n_drop = int((~complete).sum())
     if n_drop:

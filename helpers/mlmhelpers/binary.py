@@ -27,6 +27,7 @@ from scipy import special, stats
 
 from . import _glmm
 from ._axes import new_axes
+from ._formula import lme4_blocks
 from ._prepare import prepare
 from ._validate import check_alpha, is_whole
 from .results import MixedResults
@@ -54,7 +55,7 @@ def _check_nagq(nagq):
 # ----------------------------------------------------------------------------
 # Fitting
 # ----------------------------------------------------------------------------
-def fit_logit_mixed(formula, data, groups, nagq=1):
+def fit_logit_mixed(formula, data, groups=None, nagq=1):
     """Fit a two-level logistic regression with a random intercept by maximum likelihood.
 
     The model is ``logit P(y_ij = 1) = x_ij' beta + u_j`` with group effects
@@ -66,7 +67,9 @@ def fit_logit_mixed(formula, data, groups, nagq=1):
     Parameters
     ----------
     formula : str
-        Fixed part in patsy notation, e.g. ``"use ~ age + urban"``.  The
+        Fixed part in patsy notation, e.g. ``"use ~ age + urban"`` with
+        ``groups`` given, or lme4's formula with the random intercept,
+        ``"use ~ age + urban + (1 | district)"``, with ``groups`` omitted.  The
         outcome must be a column of 0/1 integers or booleans.  Categorical
         columns keep their level order; the first level is the reference and
         the terms are named like ``urban[T.Y]``.
@@ -74,8 +77,9 @@ def fit_logit_mixed(formula, data, groups, nagq=1):
         One row per level-1 unit.  Rows with a missing value in a column the
         model uses (outcome, covariate or group) are dropped, with a warning
         saying how many (as R's ``na.omit``).
-    groups : str
-        Name of the column that identifies the level-2 units.
+    groups : str, optional
+        Name of the column that identifies the level-2 units (omitted when
+        the formula has the ``(1 | g)`` term).
     nagq : int, default 1
         Number of quadrature points per group: 1 is the Laplace approximation
         (glmer's default); more (e.g. 25) is adaptive Gauss-Hermite
@@ -107,6 +111,16 @@ def fit_logit_mixed(formula, data, groups, nagq=1):
     (0.1915, -1250.2)
     """
     nagq = _check_nagq(nagq)
+    fixed, blocks, single = lme4_blocks(
+        "fit_logit_mixed", formula, groups, None,
+        dict(formula="use ~ age + urban", groups="district"))
+    if blocks:
+        if single is None or single[1] is not None:
+            raise ValueError(
+                "fit_logit_mixed: a logistic model here has one random intercept: write "
+                "(1 | g) with one grouping column, e.g. 'use ~ age + urban + (1 | district)'. "
+                f"The random part of {formula!r} is not supported for logistic models.")
+        formula, groups = fixed, single[0]
     design = prepare("fit_logit_mixed", formula, data, groups, family="binomial")
     problem = _glmm.LogitRandomIntercept(design.X, design.y, design.codes, design.ngroups, nagq)
     out = _glmm.fit(problem)

@@ -40,6 +40,10 @@ _SCHEMA: dict[str, dict[str, object]] = {
             "urban": ["N", "Y"],
         },
     },
+    "scotssec": {
+        "ids": ["primary", "second"],
+        "categories": {"sex": ["M", "F"]},
+    },
     "guimmun": {
         "ids": ["kid", "mom", "comm"],
         "categories": {
@@ -62,7 +66,7 @@ def dataset_names() -> list[str]:
     Examples
     --------
     >>> dataset_names()
-    ['chem97', 'contraception', 'guimmun', 'tutorial']
+    ['chem97', 'contraception', 'guimmun', 'scotssec', 'tutorial']
     """
     return sorted(_SCHEMA)
 
@@ -103,8 +107,8 @@ def load_dataset(name: str) -> pd.DataFrame:
     Parameters
     ----------
     name : str
-        One of ``"tutorial"``, ``"chem97"``, ``"contraception"`` or
-        ``"guimmun"`` (case does not matter).  ``data/README.md`` is the
+        One of ``"tutorial"``, ``"chem97"``, ``"contraception"``,
+        ``"guimmun"`` or ``"scotssec"`` (case does not matter).  ``data/README.md`` is the
         codebook.
 
     Returns

@@ -17,10 +17,11 @@ import warnings
 import numpy as np
 import pandas as pd
 
-from . import _lmm
+from . import _lmm, _sparse
+from ._formula import lme4_blocks
 from ._prepare import Design, prepare
 from ._validate import ColumnNotFoundError
-from .results import LinearMixedResults
+from .results import LinearMixedResults, MultiLinearMixedResults
 
 __all__ = ["fit_mixedlm", "SingularFitWarning", "ColumnNotFoundError"]
 
@@ -29,8 +30,8 @@ class SingularFitWarning(UserWarning):
     """A variance estimate is (nearly) zero or a correlation is (nearly) +-1."""
 
 
-def fit_mixedlm(formula, data, groups, re_formula=None, reml=False):
-    """Fit a two-level linear mixed model at lme4's optimum.
+def fit_mixedlm(formula, data, groups=None, re_formula=None, reml=False):
+    """Fit a linear mixed model at lme4's optimum.
 
     The equivalent of ``lmer(y ~ x + (1 + z | g), data, REML = FALSE)`` in R.
     The estimates minimise lme4's profiled deviance, so they agree with lme4
@@ -39,16 +40,24 @@ def fit_mixedlm(formula, data, groups, re_formula=None, reml=False):
     Parameters
     ----------
     formula : str
-        The fixed part, patsy style: ``"normexam ~ standlrt + schgend"``.
-        Use ``"normexam ~ 1"`` for the empty (null) model.  Categorical
-        columns are dummy-coded with their first level as the reference.
+        Either the fixed part, patsy style, with the grouping column given as
+        ``groups``: ``"normexam ~ standlrt + schgend"`` (``"normexam ~ 1"``
+        for the empty model); or lme4's whole formula, random terms
+        included, with ``groups`` omitted:
+        ``"normexam ~ standlrt + (1 + standlrt | school)"``.  Random terms:
+        ``(1 | g)``, ``(x | g)`` = ``(1 + x | g)``, ``(0 + x | g)``, several
+        terms (crossed or nested factors, e.g. ``(1 | lea) + (1 | school)``),
+        ``(1 + x || g)`` (uncorrelated), ``(1 | a/b)`` (= ``(1 | a) + (1 |
+        a:b)``) and ``(1 | a:b)``.  Categorical columns are dummy-coded with
+        their first level as the reference.
     data : pandas.DataFrame
         One row per level-1 unit (e.g. pupil).  Rows with a missing value in
         a column the model uses are dropped, with a warning.
-    groups : str
-        Name of the column identifying the level-2 units (e.g. ``"school"``).
+    groups : str, optional
+        Name of the column identifying the level-2 units (e.g. ``"school"``);
+        omitted when the formula has lme4's random terms.
     re_formula : str, optional
-        Random part: ``None`` (default) gives a random intercept;
+        With ``groups``: ``None`` (default) gives a random intercept;
         ``"1 + standlrt"`` adds a random slope of ``standlrt`` that is
         correlated with the intercept (lme4's ``(1 + standlrt | school)``).
     reml : bool, default False
@@ -58,6 +67,8 @@ def fit_mixedlm(formula, data, groups, re_formula=None, reml=False):
     Returns
     -------
     LinearMixedResults
+        (a ``MultiLinearMixedResults`` when the formula has several random
+        blocks: its ``cov_re``, ``ranef``, ``ngroups`` are dicts by factor)
         ``.fe_params``, ``.bse``, ``.cov_re``, ``.scale``, ``.llf``, ``.aic``,
         ``.bic``, ``.ranef`` (each group's predicted effects), ``.summary()``,
         ``.conf_int()``, ``.predict()``; read it with :func:`summary`,
@@ -86,15 +97,96 @@ def fit_mixedlm(formula, data, groups, re_formula=None, reml=False):
     ...                  re_formula="1 + standlrt")
     >>> round(m4.llf, 2)
     -4652.89
+    >>> m4b = fit_mixedlm("normexam ~ standlrt + schgend + (standlrt | school)", exam)
+    >>> round(m4b.llf, 2)
+    -4652.89
     """
     if not isinstance(reml, (bool, np.bool_)):
         raise TypeError(
             f"fit_mixedlm: `reml` must be True or False, not {reml!r}. The course "
             "uses reml=False (maximum likelihood) so that models can be compared "
             "with lr_test().")
+    fixed, blocks, single = lme4_blocks("fit_mixedlm", formula, groups, re_formula,
+                                        dict(formula="normexam ~ standlrt", groups="school"))
+    if single is not None:
+        groups, re_formula = single
+        formula = fixed
+    if blocks and single is None:
+        return _fit_blocks(fixed, formula, blocks, data, bool(reml))
     design = prepare("fit_mixedlm", formula, data, groups, re_formula=re_formula,
                      family="gaussian")
     return _fit(design, bool(reml))
+
+
+def _fit_blocks(fixed, formula, rblocks, data, reml):
+    """Several random-effects blocks: the sparse engine (:mod:`mlmhelpers._sparse`)."""
+    func = "fit_mixedlm"
+    extra = list(dict.fromkeys(c for b in rblocks for c in b.factors + tuple(b.slopes)))
+    design = prepare(func, fixed, data, rblocks[0].factors[0], family="gaussian",
+                     extra=extra)
+    frame = design.frame
+    for name in dict.fromkeys(t for b in rblocks for t in b.slopes):
+        if not pd.api.types.is_numeric_dtype(frame[name]):
+            raise TypeError(
+                f"{func}: the random slope {name!r} must be a numeric column; make a 0/1 "
+                "column of a category first.")
+    names = [b.group for b in rblocks]
+    seen = {}
+    blocks = []
+    for rb, name in zip(rblocks, names):
+        k = seen.get(name, 0)
+        seen[name] = k + 1
+        label = name if k == 0 else f"{name}.{k}"  # lme4: g, g.1 for (1 + x || g)
+        parts = name.split(":")  # lme4 prints nested levels inner first: school:lea
+        key = frame[parts[0]]
+        if len(parts) > 1:
+            key = frame[parts[0]].astype(str)
+            for f in parts[1:]:
+                key = key + ":" + frame[f].astype(str)
+        codes, labels = pd.factorize(key, sort=True)
+        if hasattr(labels, "categories"):
+            labels = np.asarray(labels)
+        Z = np.column_stack([np.ones(design.n) if t == "(Intercept)"
+                             else frame[t].to_numpy(dtype=float) for t in rb.terms])
+        if len(labels) < 2:
+            raise ValueError(
+                f"{func}: the grouping factor {name!r} has only one level in the rows used; "
+                "a random term needs several groups.")
+        blocks.append(_sparse.Block(label, codes.astype(np.intp), labels, Z, list(rb.terms),
+                                    factor=name))
+    blocks.sort(key=lambda b: -b.m)  # lme4 orders the terms by their number of levels
+    if sum(b.m * b.q for b in blocks) >= design.n:
+        raise ValueError(
+            f"{func}: {design.n} observations but {sum(b.m * b.q for b in blocks)} random "
+            "effects; there must be more observations than random effects.")
+    model = _sparse.SparseModel(design.y, design.X, blocks)
+    theta, _, info = _sparse.optimise(model, reml)
+    est = model.estimates(theta, reml)
+    notes = []
+    sing = model.singular_blocks(theta)
+    message = None
+    if sing:
+        parts = ", ".join(blocks[k].name for k in sing)
+        message = (f"boundary (singular) fit: a random-effect variance of {parts} is "
+                   "estimated as (practically) zero or a correlation as +-1. The data carry "
+                   "no evidence for this part of the random structure; consider dropping "
+                   "it and check lr_test() against the model without it.")
+        notes.append(message)
+    converged = info["gradient"] < _lmm.GRAD_TOL * max(1.0, abs(est["dev"]) / 1e4)
+    if not converged:
+        notes.append(
+            "Model failed to converge: the largest gradient of the deviance at the "
+            f"estimates is {info['gradient']:.2g}. Do not trust these estimates; try "
+            "rescaling covariates or a simpler random part.")
+    result = MultiLinearMixedResults(design, blocks, est, reml=reml, theta=theta,
+                                     formula=formula, optimizer=info, notes=notes,
+                                     condvar_of=lambda: model.conditional_variances(
+                                         theta, est["sigma2"]),
+                                     converged=converged, singular=bool(sing))
+    for note in notes:
+        warnings.warn(note, SingularFitWarning if note is message else UserWarning,
+                      stacklevel=3)
+    return result
 
 
 def _fit(design: Design, reml: bool):

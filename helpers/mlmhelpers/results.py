@@ -12,8 +12,9 @@ add what is particular to each.  The library's free functions (``summary``,
 these methods, so a table is the same whichever way it is asked for.
 
 The random part is kept as a list of blocks ``re_blocks = [(grouping
-factor, [term names])]``, named as lme4's ``VarCorr()`` names them; a model
-has one block now, and several random factors will add blocks.
+factor, [term names])]``, named as lme4's ``VarCorr()`` names them: one
+block for one grouping factor, several for a model written with several
+random terms (:class:`MultiLinearMixedResults`).
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from . import _format
 from ._lmm import is_singular
 from ._validate import check_alpha, is_number
 
-__all__ = ["MixedResults", "LinearMixedResults"]
+__all__ = ["MixedResults", "LinearMixedResults", "MultiLinearMixedResults"]
 
 _RANDOM_EFFECTS_TRAP = (
     "This result has no .random_effects attribute, to avoid a trap: in statsmodels it "
@@ -468,3 +469,190 @@ def as_mixed(result):
         from .linear import from_statsmodels
         return from_statsmodels(result)
     return None
+
+
+class MultiLinearMixedResults(LinearMixedResults):
+    """A linear mixed model with several random-effects blocks (lme4 formula syntax).
+
+    What :class:`LinearMixedResults` has, with the random part kept per block
+    (``re_blocks``: lme4's ``VarCorr`` name of the grouping factor and the
+    terms): ``cov_re`` is a dict {factor: covariance DataFrame}, ``ranef`` and
+    ``ranef_se`` dicts {factor: DataFrame} (lme4's ``ranef()`` list),
+    ``ngroups`` a dict {factor: number of levels}.  It is fitted by
+    :func:`mlmhelpers.fit_mixedlm` when the formula has several random terms,
+    e.g. ``"score ~ gcsecnt + (1 | lea) + (1 | school)"``.
+
+    Examples
+    --------
+    >>> import mlmhelpers as mlm
+    >>> chem = mlm.load_dataset("chem97")
+    >>> m = mlm.fit_mixedlm("score ~ gcsecnt + (1 | lea/school)", chem)
+    >>> m.ngroups
+    {'school:lea': 2410, 'lea': 131}
+    >>> mlm.vpc(m).round(3)
+    school:lea    0.184
+    lea           0.002
+    Residual      0.814
+    Name: vpc, dtype: float64
+    """
+
+    def __init__(self, design, blocks, est, *, reml, theta, formula, condvar_of,
+                 optimizer=None, notes=(), converged=True, singular=False):
+        names = list(design.exog_names)
+        self.formula = design.formula
+        self.lme4_formula = formula
+        self.response = design.response
+        self.groups = blocks[0].name
+        self.re_blocks = [(b.name, list(b.terms)) for b in blocks]
+        self.re_names = [t for b in blocks for t in b.terms]
+        self.exog_names = names
+        self.fe_params = pd.Series(np.asarray(est["beta"], float), index=names, name="Estimate")
+        self.cov_params_fe = pd.DataFrame(np.asarray(est["vcov"], float), index=names,
+                                          columns=names)
+        self.llf = -0.5 * float(est["dev"])
+        self.nobs = int(design.n)
+        self.cov_re, self.ranef, self.ngroups = {}, {}, {}
+        for b, e in zip(blocks, est["blocks"]):
+            labels = pd.Index(b.labels, name=b.name)
+            self.cov_re[b.name] = pd.DataFrame(e["cov_re"], index=b.terms, columns=b.terms)
+            self.ranef[b.name] = pd.DataFrame(e["b"], index=labels, columns=b.terms)
+            self.ngroups.setdefault(b.factor or b.name, int(b.m))  # as lme4's ngrps()
+        self._condvar_of = condvar_of
+        self._condvar = None
+        self.rows = design.rows
+        self.converged = bool(converged)
+        self.singular = bool(singular)
+        self.warnings = list(notes)
+        self._X, self._y = design.X, design.y
+        self._blocks = blocks
+        self._design_info = design.design_info
+        self._re_design_info = None
+        self._variables = design.variables
+        self._frame = design.frame
+        self.reml = bool(reml)
+        self.method = "REML" if reml else "ML"
+        self.scale = float(est["sigma2"])
+        self.theta = np.asarray(theta, dtype=float)
+        self.optimizer = dict(optimizer or {})
+        self._statsmodels = None
+
+    @property
+    def condvar(self):
+        """{factor: (levels, q, q) conditional covariances of the effects} (on first use)."""
+        if self._condvar is None:
+            arrays = self._condvar_of()
+            self._condvar = {b.name: a for b, a in zip(self._blocks, arrays)}
+        return self._condvar
+
+    @property
+    def ranef_se(self):
+        """{factor: DataFrame} conditional standard errors of ``ranef`` (lme4's condVar)."""
+        out = {}
+        for name, cv in self.condvar.items():
+            se = np.sqrt(np.clip(np.diagonal(cv, axis1=1, axis2=2), 0, None))
+            ref = self.ranef[name]
+            out[name] = pd.DataFrame(se, index=ref.index, columns=ref.columns)
+        return out
+
+    @property
+    def n_variance_params(self):
+        return sum(len(t) * (len(t) + 1) // 2 for _, t in self.re_blocks)
+
+    @property
+    def params(self):
+        names, values = [], []
+        for group, terms in self.re_blocks:
+            cov = self.cov_re[group].to_numpy()
+            for i, a in enumerate(terms):
+                for j in range(i + 1):
+                    names.append(f"Var({group}: {a})" if i == j
+                                 else f"Cov({group}: {terms[j]}, {a})")
+                    values.append(cov[i, j])
+        return pd.concat([self.fe_params, pd.Series(values, index=names)]).rename("params")
+
+    def varcorr(self):
+        """Variances, SDs and correlations per block (lme4's ``VarCorr``)."""
+        rows = []
+        for group, names in self.re_blocks:
+            cov = self.cov_re[group].to_numpy()
+            sd = np.sqrt(np.clip(np.diag(cov), 0, None))
+            for k, name in enumerate(names):
+                corr = (np.nan if k == 0 or sd[0] == 0 or sd[k] == 0
+                        else cov[0, k] / (sd[0] * sd[k]))
+                rows.append(dict(Groups=group, Name=name, Variance=cov[k, k],
+                                 **{"Std.Dev.": sd[k]}, Corr=corr))
+        rows.append(dict(Groups="Residual", Name="", Variance=self.scale,
+                         **{"Std.Dev.": float(np.sqrt(self.scale))}, Corr=np.nan))
+        out = pd.DataFrame(rows, columns=["Groups", "Name", "Variance", "Std.Dev.", "Corr"])
+        out["Groups"] = out["Groups"].astype(object)
+        out["Name"] = out["Name"].astype(object)
+        return out
+
+    def group_effects(self, alpha=0.05):
+        """Predicted effects of every level of every factor; a ``factor`` column first."""
+        alpha = check_alpha("group_effects()", alpha)
+        z = stats.norm.ppf(1 - alpha / 2)
+        parts = []
+        ses = self.ranef_se
+        for group, terms in self.re_blocks:
+            eff_df, se_df = self.ranef[group], ses[group]
+            for term in terms:
+                eff = eff_df[term].to_numpy()
+                se = se_df[term].to_numpy()
+                rank = np.empty(len(eff), dtype=int)
+                rank[np.argsort(eff, kind="stable")] = np.arange(1, len(eff) + 1)
+                parts.append(pd.DataFrame({
+                    "factor": group, "group": eff_df.index.to_numpy(dtype=object),
+                    "term": term, "effect": eff, "se": se, "lower": eff - z * se,
+                    "upper": eff + z * se, "rank": rank}))
+        out = pd.concat(parts, ignore_index=True)
+        for col in ("factor", "term"):
+            out[col] = out[col].astype(object)
+        return out
+
+    def _fitted_parts(self):
+        fixed = self._X @ self.fe_params.to_numpy()
+        rand = np.zeros(len(fixed))
+        for blk in self._blocks:
+            b = self.ranef[blk.name].to_numpy()[blk.codes]
+            rand += np.einsum("ik,ik->i", blk.Z, b)
+        return fixed, rand
+
+    def predict(self, exog=None, include_random=True):
+        """Predicted means (new data: for an average unit, ``include_random=False``)."""
+        if exog is not None and include_random:
+            raise ValueError(
+                "predict(): for new data a model with several random factors predicts for "
+                "an average unit only: use predict(exog, include_random=False).")
+        return super().predict(exog, include_random=include_random)
+
+    def vpc(self, at=None, **kwargs):
+        """The share of the total variance at each level (random intercepts only).
+
+        Returns a Series: one entry per grouping factor and ``Residual``,
+        summing to 1.
+        """
+        if kwargs or at is not None:
+            raise TypeError("vpc(): a model with several random factors takes no `at` "
+                            "or other arguments.")
+        slopes = [g for g, t in self.re_blocks if t != ["(Intercept)"]]
+        if slopes:
+            raise ValueError(
+                f"vpc(): the random part of {', '.join(slopes)} has slopes, so the "
+                "variance at that level changes with the covariate; there is no single "
+                "share. Use a model with random intercepts only, or compute it from "
+                "result.cov_re.")
+        var = {g: float(self.cov_re[g].iloc[0, 0]) for g, _ in self.re_blocks}
+        var["Residual"] = self.scale
+        total = sum(var.values())
+        return pd.Series({k: v / total for k, v in var.items()}, name="vpc")
+
+    @property
+    def statsmodels(self):
+        raise AttributeError(
+            "A model with several random factors has no statsmodels equivalent built "
+            "here; use its own tables (summary, random_effects, group_effects).")
+
+    def __repr__(self):
+        return (f"<MultiLinearMixedResults: {self.lme4_formula}, nobs={self.nobs}, "
+                f"llf={self.llf:.3f}, {self.method}>")

@@ -266,6 +266,9 @@ def vpc(result, at=None, **kwargs):
     Returns
     -------
     float
+        For a model with several random factors (lme4 formula syntax,
+        random intercepts), a Series: the share of each level's variance
+        (one entry per factor and ``Residual``, summing to 1).
 
     Examples
     --------
@@ -293,7 +296,8 @@ def vpc(result, at=None, **kwargs):
             f"method write it by name: vpc(result, method={at!r}).")
     if at is not None:
         kwargs["at"] = at
-    return float(mixed.vpc(**kwargs))
+    out = mixed.vpc(**kwargs)
+    return out if isinstance(out, pd.Series) else float(out)
 
 
 # ---------------------------------------------------------------------------
