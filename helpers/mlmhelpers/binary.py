@@ -88,10 +88,12 @@ def fit_logit_mixed(formula, data, groups, nagq=1):
     Warns
     -----
     UserWarning
-        When rows are dropped, when some groups have the same outcome for
-        every member, when the variance is estimated as zero (a singular fit),
-        when a coefficient is huge (a covariate that perfectly separates the
-        outcome) and when the optimiser did not converge.
+        When rows are dropped, when the variance is estimated as zero (a
+        singular fit), when a coefficient is huge (a covariate that perfectly
+        separates the outcome) and when the optimiser did not converge.  Groups
+        whose members all have the same outcome are not a problem for this
+        model: they are not warned about, but listed in ``warnings`` and noted
+        once at the end of ``summary()``.
 
     Examples
     --------
@@ -112,7 +114,10 @@ def fit_logit_mixed(formula, data, groups, nagq=1):
     out = _glmm.fit(problem)
     result = LogitMixedResults(design, out, problem, nagq=nagq)
     for msg in result.warnings:
-        warnings.warn(msg, UserWarning, stacklevel=2)
+        # groups with one outcome are information, not a problem: the summary notes them
+        # (once), and a warning as well would show the same sentence twice in a notebook
+        if msg not in result._information:
+            warnings.warn(msg, UserWarning, stacklevel=2)
     return result
 
 
@@ -172,7 +177,7 @@ class LogitMixedResults(MixedResults):
 
     # -- diagnostics -----------------------------------------------------------
     def _diagnose(self, out):
-        notes = []
+        notes, self._information = [], []
         means = np.bincount(self._codes, weights=self._y, minlength=self.ngroups)
         means = means / self.group_sizes.to_numpy()
         n0, n1 = int(np.sum(means == 0)), int(np.sum(means == 1))
@@ -181,6 +186,7 @@ class LogitMixedResults(MixedResults):
                 f"{n0 + n1} of {self.ngroups} {self.groups} groups have the same outcome for "
                 f"every member ({n0} all 0, {n1} all 1). That is fine for this model: their "
                 "effects are pulled towards the average and have wide intervals.")
+            self._information.append(notes[-1])
         bse = self.bse_fe
         big = self.fe_params[(self.fe_params.abs() > 10) | (bse > 50)]
         big = big.drop([c for c in big.index if c == "Intercept"], errors="ignore")
