@@ -36,6 +36,7 @@ CHECK_TAG = "nbval-check-output"
 LABELLED = re.compile(r"set_title|suptitle|title\s*=|\.set\(.*title|mlm\.plot_|variance_explorer")
 AXIS_LABELS = re.compile(r"set_xlabel|xlabel\s*=|mlm\.plot_|variance_explorer")
 MAX_BYTES = 1_500_000
+SETUP_CALLS = {"use_course_style"}
 
 ids = [p.name for p in NOTEBOOKS]
 
@@ -61,7 +62,10 @@ def _shows_something(source):
         isinstance(node, ast.Call) and getattr(node.func, "id", None) == "print" for node in ast.walk(tree)
     )
     last = tree.body[-1]
-    return prints or (isinstance(last, ast.Expr) and not source.rstrip().endswith(";"))
+    # a set-up call that returns None (the course style in the first cell) shows nothing
+    setup = isinstance(last, ast.Expr) and isinstance(last.value, ast.Call) and (
+        getattr(last.value.func, "attr", None) in SETUP_CALLS)
+    return prints or (isinstance(last, ast.Expr) and not setup and not source.rstrip().endswith(";"))
 
 
 def _has_image(cell):
@@ -85,7 +89,8 @@ def test_notebook_is_valid_light_and_uses_python3(path):
     nbformat.validate(nb)
     assert nb.metadata["kernelspec"]["name"] == "python3"
     assert nb.metadata.get("language_info", {}).get("name") == "python"
-    assert path.stat().st_size < MAX_BYTES, f"{path.name} is {path.stat().st_size} bytes; shrink figures (dpi ~80)"
+    assert path.stat().st_size < MAX_BYTES, (
+        f"{path.name} is {path.stat().st_size} bytes; draw fewer or smaller figures (keep the course dpi)")
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=ids)
@@ -355,3 +360,23 @@ def test_numbers_print_as_plain_numbers(path):
             text = o.get("text", "") if o.output_type == "stream" else o.get("data", {}).get("text/plain", "")
             bad += re.findall(r"np\.(?:float|int|bool|str)_?\d*\(", text)
     assert not bad, f"{path.name} shows numpy scalar reprs {bad}: print(x) or an f-string prints the number"
+
+
+def test_landing_page_plans_the_day():
+    """index.ipynb: learning outcomes, prerequisites, a timed slot for every lecture and practical, help."""
+    landing = _read(REPO / "index.ipynb")
+    text = "\n".join(c.source for c in landing.cells if c.cell_type == "markdown")
+    assert re.search(r"^## What you will be able to do", text, re.M)
+    assert "What you need before you start" in text
+    (timetable,) = [c.source for c in landing.cells if c.source.startswith("## The day, hour by hour")]
+    rows = [r for r in timetable.splitlines() if re.match(r"\| \d\d:\d\d \|", r)]
+    slots = {re.sub(r" —.*", "", r.split("|")[2].strip()): int(re.search(r"(\d+) min", r).group(1)) for r in rows}
+    wanted = [f"Part {n}" for n in range(1, 8)] + [f"Practical {n}" for n in range(1, 5)]
+    assert [w for w in wanted if w not in slots] == [], f"timetable rows: {list(slots)}"
+    assert all(15 <= slots[w] <= 60 for w in wanted), slots
+    times = [int(r[2:4]) * 60 + int(r[5:7]) for r in rows]
+    lengths = [int(re.search(r"(\d+) min", r).group(1)) for r in rows]
+    assert all(a + n == b for a, n, b in zip(times, lengths, times[1:])), "each slot starts when the last ends"
+    (stuck,) = [c.source for c in landing.cells if c.source.startswith("## When you are stuck")]
+    for step in ("Restart Kernel", "Run All Above Selected Cell", "Validate", "tutor"):
+        assert step in stuck, f"'When you are stuck' does not mention {step}"

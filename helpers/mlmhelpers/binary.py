@@ -25,8 +25,8 @@ import numpy as np
 import pandas as pd
 from scipy import special, stats
 
-from . import _glmm
-from ._axes import new_axes
+from . import _glmm, style
+from ._axes import course_plot, new_axes
 from ._prepare import prepare
 from ._validate import check_alpha, is_whole
 from .results import MixedResults
@@ -437,6 +437,7 @@ def _plain_log_ticks(axis):
     axis.set_minor_formatter(FuncFormatter(minor))
 
 
+@course_plot
 def plot_coefficients(result, *, odds=False, ax=None, intercept=False, alpha=0.05):
     """Coefficient (forest) plot of the fixed effects with confidence intervals.
 
@@ -483,8 +484,8 @@ def plot_coefficients(result, *, odds=False, ax=None, intercept=False, alpha=0.0
         est, low, high = np.exp(est), np.exp(low), np.exp(high)
     ax = new_axes(ax, figsize=(6, 0.5 * len(est) + 1.5))
     ypos = np.arange(len(est))[::-1]
-    ax.errorbar(est, ypos, xerr=[est - low, high - est], fmt="o", color="tab:blue",
-                ecolor="tab:blue", capsize=3)
+    ax.errorbar(est, ypos, xerr=[est - low, high - est], fmt="o", color=style.DATA,
+                ecolor=style.DATA, capsize=3)
     ax.axvline(1.0 if odds else 0.0, color="grey", linestyle="--", linewidth=1)
     ax.set_yticks(ypos)
     ax.set_yticklabels(list(est.index))
