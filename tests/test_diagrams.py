@@ -10,10 +10,11 @@ import matplotlib.pyplot as plt
 import pytest
 
 from mlmhelpers.diagrams import plot_classification, plot_hierarchy
+from mlmhelpers.style import HIGHLIGHT
 
 
 def _boxes(ax):
-    return [t.get_text() for t in ax.texts if t.get_bbox_patch() is not None]
+    return [t.get_text() for t in ax.texts if t.get_bbox_patch() is not None and t.get_color() != HIGHLIGHT]
 
 
 def _links(ax):
@@ -66,7 +67,8 @@ def test_multiple_membership_draws_one_link_and_weight_per_membership():
     plot_classification(("Pupil", 3), ("School", 2), [0, [0, 1], 1],
                         weights=[[1], [0.4, 0.6], [1]], ax=ax)
     assert len(_links(ax)) == 4
-    weights = [t.get_text() for t in ax.texts if t.get_bbox_patch() is None]
+    # the weights are the texts in the highlight colour (the unit boxes are black on a light fill)
+    weights = [t.get_text() for t in ax.texts if t.get_color() == HIGHLIGHT]
     assert sorted(weights) == ["0.4", "0.6", "1", "1"]
     plt.close(fig)
 

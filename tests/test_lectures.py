@@ -28,12 +28,15 @@ EXPECTED = [
     "07-going-further.ipynb",
 ]
 SLIDE_TYPES = {"slide", "subslide", "fragment", "-", "skip", "notes"}
-CHECK_MARK = "# NBVAL_CHECK_OUTPUT"
+# nbval compares a cell's output (under --nbval-lax) when the cell carries this tag; a tag, unlike
+# nbval's "# NBVAL_CHECK_OUTPUT" comment, stays out of the students' sight.
+CHECK_TAG = "nbval-check-output"
 # A cell that draws a figure must label it: a title set in the cell, or one of
 # the library's plotting functions (they set title and axis labels themselves).
 LABELLED = re.compile(r"set_title|suptitle|title\s*=|\.set\(.*title|mlm\.plot_|variance_explorer")
 AXIS_LABELS = re.compile(r"set_xlabel|xlabel\s*=|mlm\.plot_|variance_explorer")
 MAX_BYTES = 1_500_000
+SETUP_CALLS = {"use_course_style"}
 
 ids = [p.name for p in NOTEBOOKS]
 
@@ -59,7 +62,10 @@ def _shows_something(source):
         isinstance(node, ast.Call) and getattr(node.func, "id", None) == "print" for node in ast.walk(tree)
     )
     last = tree.body[-1]
-    return prints or (isinstance(last, ast.Expr) and not source.rstrip().endswith(";"))
+    # a set-up call that returns None (the course style in the first cell) shows nothing
+    setup = isinstance(last, ast.Expr) and isinstance(last.value, ast.Call) and (
+        getattr(last.value.func, "attr", None) in SETUP_CALLS)
+    return prints or (isinstance(last, ast.Expr) and not setup and not source.rstrip().endswith(";"))
 
 
 def _has_image(cell):
@@ -83,7 +89,8 @@ def test_notebook_is_valid_light_and_uses_python3(path):
     nbformat.validate(nb)
     assert nb.metadata["kernelspec"]["name"] == "python3"
     assert nb.metadata.get("language_info", {}).get("name") == "python"
-    assert path.stat().st_size < MAX_BYTES, f"{path.name} is {path.stat().st_size} bytes; shrink figures (dpi ~80)"
+    assert path.stat().st_size < MAX_BYTES, (
+        f"{path.name} is {path.stat().st_size} bytes; draw fewer or smaller figures (keep the course dpi)")
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=ids)
@@ -165,7 +172,7 @@ def test_exercises_with_folded_executed_solutions(path):
     true and its output folded when metadata collapsed is true (it does not read
     jupyter.outputs_hidden, nbformat's newer name, which is set too for other front ends).  The
     solution is still an ordinary code cell, so nbval runs it (and compares its output when it
-    starts with the check mark) and `test_committed_executed_in_order_without_errors` sees it.
+    is tagged nbval-check-output) and `test_committed_executed_in_order_without_errors` sees it.
     """
     nb = _read(path)
     exercises = _exercises(nb)
@@ -190,9 +197,8 @@ def test_exercises_with_folded_executed_solutions(path):
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=ids)
 def test_checked_cells_print_deterministic_numbers(path):
     nb = _read(path)
-    # nbval honours the marker on any comment line (solution cells open with '# Solution')
-    checked = [c for c in _code_cells(nb) if CHECK_MARK in (line.strip() for line in c.source.splitlines())]
-    assert checked, f"{path.name} has no '{CHECK_MARK}' cell: nbval would compare nothing"
+    checked = [c for c in _code_cells(nb) if CHECK_TAG in c.metadata.get("tags", [])]
+    assert checked, f"{path.name} has no cell tagged '{CHECK_TAG}': nbval would compare nothing"
     for cell in checked:
         text = "".join(
             o.get("text", "") if o.output_type == "stream" else o.get("data", {}).get("text/plain", "")
@@ -203,6 +209,60 @@ def test_checked_cells_print_deterministic_numbers(path):
         stderr = [o for o in cell.outputs if o.output_type == "stream" and o.name == "stderr"]
         assert not stderr, f"checked cell writes to stderr (nbval compares it):\n{cell.source}"
         assert not re.search(r"0x[0-9a-f]{6,}", text), "checked cell prints a memory address"
+
+
+NUMBERED = re.compile(r"^(\s*)(\d+)[.)](\s|$)")
+LIST_ITEM = re.compile(r"^\s*([-*+]|\d+[.)])(\s|$)")
+
+
+def _stray_numbers(markdown):
+    """Lines that Markdown would turn into a numbered list by accident.
+
+    A wrapped sentence whose next line starts with a number and a full stop ('... the other\\n150.
+    Which ...') renders as a list item numbered 150 in JupyterLab.  A real list starts at 1 after a
+    blank line or another item, and counts on by one at the same indentation.
+    """
+    stray, last, fenced, previous = [], {}, False, ""
+    for line in markdown.splitlines():
+        if line.lstrip().startswith("```"):
+            fenced = not fenced
+        match = None if fenced else NUMBERED.match(line)
+        if match:
+            indent, number = len(match.group(1)), int(match.group(2))
+            starts = number == 1 and (not previous.strip() or LIST_ITEM.match(previous))
+            if not starts and last.get(indent) != number - 1:
+                stray.append(line)
+            last[indent] = number
+        previous = line
+    return stray
+
+
+def test_stray_number_finder():
+    assert _stray_numbers("1. a\n\n2. One has 10 pupils, the other\n   150. Which?") == ["   150. Which?"]
+    assert _stray_numbers("- Smith, A. (2018). A title that wraps\n  2018) and more") == ["  2018) and more"]
+    assert not _stray_numbers("Steps:\n\n1. one\n2. two\n\n<details>x</details>\n\n3. three\n   more of three")
+    assert not _stray_numbers("```\n150. inside code\n```")
+
+
+MARKDOWN_NOTEBOOKS = NOTEBOOKS + sorted((REPO / "solutions").glob("*/*.ipynb")) + [REPO / "index.ipynb"]
+
+
+@pytest.mark.parametrize(
+    "path", MARKDOWN_NOTEBOOKS, ids=[p.relative_to(REPO).as_posix() for p in MARKDOWN_NOTEBOOKS]
+)
+def test_no_wrapped_line_starts_a_numbered_list(path):
+    stray = [line for c in _read(path).cells if c.cell_type == "markdown" for line in _stray_numbers(c.source)]
+    assert not stray, f"{path.name}: rewrap so no line starts with a number and '.' or ')': {stray}"
+
+
+STUDENT_NOTEBOOKS = NOTEBOOKS + sorted((REPO / "practicals").glob("*/*.ipynb")) + [REPO / "index.ipynb"]
+
+
+@pytest.mark.parametrize("path", STUDENT_NOTEBOOKS, ids=[p.relative_to(REPO).as_posix() for p in STUDENT_NOTEBOOKS])
+def test_no_test_markers_in_what_students_read(path):
+    """nbval's markers live in cell tags: no cell a student reads shows an 'NBVAL_' comment."""
+    shown = [c.source for c in _read(path).cells if "NBVAL_" in c.source]
+    assert not shown, f"{path.name}: tag the cell 'nbval-check-output' instead of a comment:\n{shown}"
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=ids)
@@ -289,3 +349,34 @@ def test_no_p_value_prints_as_zero(path):
             text = o.get("text", "") if o.output_type == "stream" else o.get("data", {}).get("text/plain", "")
             bad += _zero_p_values(text)
     assert not bad, f"{path.name} prints p-values as 0: {bad}"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=ids)
+def test_numbers_print_as_plain_numbers(path):
+    """Answers show as 0.662, not as numpy's repr 'np.float64(0.662...)' (print them or use f-strings)."""
+    bad = []
+    for cell in _code_cells(_read(path)):
+        for o in cell.outputs:
+            text = o.get("text", "") if o.output_type == "stream" else o.get("data", {}).get("text/plain", "")
+            bad += re.findall(r"np\.(?:float|int|bool|str)_?\d*\(", text)
+    assert not bad, f"{path.name} shows numpy scalar reprs {bad}: print(x) or an f-string prints the number"
+
+
+def test_landing_page_plans_the_day():
+    """index.ipynb: learning outcomes, prerequisites, a timed slot for every lecture and practical, help."""
+    landing = _read(REPO / "index.ipynb")
+    text = "\n".join(c.source for c in landing.cells if c.cell_type == "markdown")
+    assert re.search(r"^## What you will be able to do", text, re.M)
+    assert "What you need before you start" in text
+    (timetable,) = [c.source for c in landing.cells if c.source.startswith("## The day, hour by hour")]
+    rows = [r for r in timetable.splitlines() if re.match(r"\| \d\d:\d\d \|", r)]
+    slots = {re.sub(r" —.*", "", r.split("|")[2].strip()): int(re.search(r"(\d+) min", r).group(1)) for r in rows}
+    wanted = [f"Part {n}" for n in range(1, 8)] + [f"Practical {n}" for n in range(1, 5)]
+    assert [w for w in wanted if w not in slots] == [], f"timetable rows: {list(slots)}"
+    assert all(15 <= slots[w] <= 60 for w in wanted), slots
+    times = [int(r[2:4]) * 60 + int(r[5:7]) for r in rows]
+    lengths = [int(re.search(r"(\d+) min", r).group(1)) for r in rows]
+    assert all(a + n == b for a, n, b in zip(times, lengths, times[1:])), "each slot starts when the last ends"
+    (stuck,) = [c.source for c in landing.cells if c.source.startswith("## When you are stuck")]
+    for step in ("Restart Kernel", "Run All Above Selected Cell", "Validate", "tutor"):
+        assert step in stuck, f"'When you are stuck' does not mention {step}"

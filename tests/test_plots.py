@@ -143,8 +143,9 @@ def test_residuals_panels(m4):
     for ax in axes:
         assert _labelled(ax)
     qq = axes[0]
-    # one QQ series per random term, 65 schools each
-    series = [ln for ln in qq.get_lines() if ln.get_marker() == "o"]
+    # one QQ series per random term, 65 schools each, each with its own marker
+    series = [ln for ln in qq.get_lines() if ln.get_marker() not in (None, "None", "")]
+    assert len({ln.get_marker() for ln in series}) == len(series)
     assert [len(s.get_xdata()) for s in series] == [65, 65]
     scatter = axes[2].collections[0]
     assert scatter.get_offsets().shape == (4059, 2)

@@ -42,7 +42,7 @@ def bridge():
     blocks = _python_blocks(BRIDGE.read_text())
     assert len(blocks) >= 5
     with warnings.catch_warnings():
-        # fit_logit_mixed notes that 3 districts have the same outcome for every woman
+        # no block should warn; a warning would not fail the bridge's numbers
         warnings.simplefilter("ignore", UserWarning)
         for number, block in enumerate(blocks, 1):
             exec(compile(block, f"r-bridge.md python block {number}", "exec"), namespace)

@@ -24,6 +24,7 @@ from .plots import plot_caterpillar, plot_group_lines, plot_residuals
 from .binary import LogitMixedResults, fit_logit_mixed, odds_ratios, plot_coefficients
 from .diagrams import plot_classification, plot_hierarchy
 from .widgets import plot_groups, population_vpc, simulate_groups, variance_explorer
+from .style import PALETTE, use_course_style
 
 __version__ = "0.1.0"
 
@@ -59,4 +60,6 @@ __all__ = [
     "population_vpc",
     "plot_groups",
     "variance_explorer",
+    "PALETTE",
+    "use_course_style",
 ]

@@ -25,8 +25,8 @@ import numpy as np
 import pandas as pd
 from scipy import special, stats
 
-from . import _glmm
-from ._axes import new_axes
+from . import _glmm, style
+from ._axes import course_plot, new_axes
 from ._formula import lme4_blocks
 from ._prepare import prepare
 from ._validate import check_alpha, is_whole
@@ -92,10 +92,12 @@ def fit_logit_mixed(formula, data, groups=None, nagq=1):
     Warns
     -----
     UserWarning
-        When rows are dropped, when some groups have the same outcome for
-        every member, when the variance is estimated as zero (a singular fit),
-        when a coefficient is huge (a covariate that perfectly separates the
-        outcome) and when the optimiser did not converge.
+        When rows are dropped, when the variance is estimated as zero (a
+        singular fit), when a coefficient is huge (a covariate that perfectly
+        separates the outcome) and when the optimiser did not converge.  Groups
+        whose members all have the same outcome are not a problem for this
+        model: they are not warned about, but listed in ``warnings`` and noted
+        once at the end of ``summary()``.
 
     Examples
     --------
@@ -126,7 +128,10 @@ def fit_logit_mixed(formula, data, groups=None, nagq=1):
     out = _glmm.fit(problem)
     result = LogitMixedResults(design, out, problem, nagq=nagq)
     for msg in result.warnings:
-        warnings.warn(msg, UserWarning, stacklevel=2)
+        # groups with one outcome are information, not a problem: the summary notes them
+        # (once), and a warning as well would show the same sentence twice in a notebook
+        if msg not in result._information:
+            warnings.warn(msg, UserWarning, stacklevel=2)
     return result
 
 
@@ -186,7 +191,7 @@ class LogitMixedResults(MixedResults):
 
     # -- diagnostics -----------------------------------------------------------
     def _diagnose(self, out):
-        notes = []
+        notes, self._information = [], []
         means = np.bincount(self._codes, weights=self._y, minlength=self.ngroups)
         means = means / self.group_sizes.to_numpy()
         n0, n1 = int(np.sum(means == 0)), int(np.sum(means == 1))
@@ -195,6 +200,7 @@ class LogitMixedResults(MixedResults):
                 f"{n0 + n1} of {self.ngroups} {self.groups} groups have the same outcome for "
                 f"every member ({n0} all 0, {n1} all 1). That is fine for this model: their "
                 "effects are pulled towards the average and have wide intervals.")
+            self._information.append(notes[-1])
         bse = self.bse_fe
         big = self.fe_params[(self.fe_params.abs() > 10) | (bse > 50)]
         big = big.drop([c for c in big.index if c == "Intercept"], errors="ignore")
@@ -445,6 +451,7 @@ def _plain_log_ticks(axis):
     axis.set_minor_formatter(FuncFormatter(minor))
 
 
+@course_plot
 def plot_coefficients(result, *, odds=False, ax=None, intercept=False, alpha=0.05):
     """Coefficient (forest) plot of the fixed effects with confidence intervals.
 
@@ -491,8 +498,8 @@ def plot_coefficients(result, *, odds=False, ax=None, intercept=False, alpha=0.0
         est, low, high = np.exp(est), np.exp(low), np.exp(high)
     ax = new_axes(ax, figsize=(6, 0.5 * len(est) + 1.5))
     ypos = np.arange(len(est))[::-1]
-    ax.errorbar(est, ypos, xerr=[est - low, high - est], fmt="o", color="tab:blue",
-                ecolor="tab:blue", capsize=3)
+    ax.errorbar(est, ypos, xerr=[est - low, high - est], fmt="o", color=style.DATA,
+                ecolor=style.DATA, capsize=3)
     ax.axvline(1.0 if odds else 0.0, color="grey", linestyle="--", linewidth=1)
     ax.set_yticks(ypos)
     ax.set_yticklabels(list(est.index))

@@ -16,12 +16,16 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from ._axes import new_axes
+from matplotlib.colors import to_rgba
+
+from . import style
+from ._axes import course_plot, new_axes
 from ._validate import is_whole
 
 __all__ = ["plot_hierarchy", "plot_classification"]
 
-_COLOURS = ["#c6dbef", "#fdd0a2", "#c7e9c0", "#dadaeb", "#fcbba1"]
+# light fills of the course palette: blue, orange, bluish green, reddish purple, sky blue
+_COLOURS = [to_rgba(style.PALETTE[i], 0.3) for i in (0, 1, 2, 4, 5)]
 
 
 def _new_axes(ax, width):
@@ -68,7 +72,8 @@ def _check_levels(levels):
     return checked
 
 
-def plot_hierarchy(levels, *, ax=None, title=None, fontsize=8):
+@course_plot
+def plot_hierarchy(levels, *, ax=None, title=None, fontsize=10):
     """Draw a strictly nested (hierarchical) structure as a tree of units.
 
     Parameters
@@ -83,7 +88,8 @@ def plot_hierarchy(levels, *, ax=None, title=None, fontsize=8):
     title : str, optional
         Title of the axes.
     fontsize : float
-        Size of the unit labels.
+        Size of the unit labels, in points; below the course's minimum
+        (``mlmhelpers.style.MIN_FONT_SIZE``, 10) it is raised to it.
 
     Returns
     -------
@@ -119,7 +125,8 @@ def plot_hierarchy(levels, *, ax=None, title=None, fontsize=8):
         for k, x in enumerate(positions[depth]):
             if depth > 0:
                 parent_x = positions[depth - 1][k // per_parent]
-                ax.plot([parent_x, x], [y + 1 - 0.18, y + 0.18], color="0.45", linewidth=1, zorder=0)
+                ax.plot([parent_x, x], [y + 1 - 0.18, y + 0.18], color="0.45", linestyle="-", linewidth=1,
+                        zorder=0)
             _box(ax, x, y, f"{name[0]}{k + 1}", _COLOURS[depth % len(_COLOURS)], fontsize)
     return _finish(ax, n_rows, width, [name for name, _ in reversed(levels)], title)
 
@@ -142,8 +149,9 @@ def _check_links(links, n_units, n_groups, label):
     return out
 
 
+@course_plot
 def plot_classification(units, top, links, bottom=None, bottom_links=None, weights=None,
-                        *, ax=None, title=None, fontsize=8):
+                        *, ax=None, title=None, fontsize=10):
     """Draw units that belong to groups of one or two classifications.
 
     Units are drawn in the middle row, groups of the first classification
@@ -170,6 +178,7 @@ def plot_classification(units, top, links, bottom=None, bottom_links=None, weigh
     ax : matplotlib.axes.Axes, optional
     title : str, optional
     fontsize : float
+        Size of the labels, in points (at least 10, the course's minimum).
 
     Returns
     -------
@@ -215,7 +224,8 @@ def plot_classification(units, top, links, bottom=None, bottom_links=None, weigh
                         color="0.45", linewidth=1, zorder=0, linestyle="-" if r == 0 else "--")
                 if r == 0 and weights is not None:
                     ax.text((unit_x[i] * 0.6 + group_x[g] * 0.4), unit_y + 0.45, f"{weights[i][k]:g}",
-                            fontsize=fontsize - 1, ha="center", color="tab:red")
+                            fontsize=fontsize, ha="center", color=style.HIGHLIGHT,
+                            bbox=dict(boxstyle="round,pad=0.1", facecolor="white", edgecolor="none"))
         for g, x in enumerate(group_x):
             _box(ax, x, y, f"{name[0]}{g + 1}", colour, fontsize)
     for i, x in enumerate(unit_x):

@@ -14,6 +14,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from . import style
+from ._axes import course_plot
 from ._axes import new_axes as _new_axes
 from ._validate import check_alpha, identifiers, is_whole
 from .results import LinearMixedResults, as_mixed
@@ -22,6 +24,7 @@ from .tables import _mixed
 __all__ = ["plot_caterpillar", "plot_group_lines", "plot_residuals"]
 
 
+@course_plot
 def plot_caterpillar(result, *, ax=None, term=None, alpha=0.05):
     """Caterpillar plot: ranked group effects with confidence intervals.
 
@@ -71,8 +74,8 @@ def plot_caterpillar(result, *, ax=None, term=None, alpha=0.05):
     pos = np.arange(1, len(sub) + 1)
     eff = sub["effect"].to_numpy(float)
     err = np.vstack([eff - sub["lower"].to_numpy(float), sub["upper"].to_numpy(float) - eff])
-    ax.errorbar(pos, eff, yerr=err, fmt="o", markersize=3, color="tab:blue",
-                ecolor="tab:blue", elinewidth=1, alpha=0.8, label=f"effect and {level} interval")
+    ax.errorbar(pos, eff, yerr=err, fmt="o", markersize=4, color=style.DATA,
+                ecolor=style.DATA, elinewidth=1, alpha=0.8, label=f"effect and {level} interval")
     ax.axhline(0.0, color="black", linewidth=1, linestyle="--", label="average group")
     group = mixed.groups
     what = "intercept" if term == "(Intercept)" else f"slope of {term}"
@@ -92,6 +95,7 @@ def _linear(func, result) -> LinearMixedResults:
     return mixed
 
 
+@course_plot
 def plot_group_lines(result, x, *, ax=None, max_groups=None):
     """One predicted line per group: fixed part plus the group's random part.
 
@@ -218,7 +222,7 @@ def plot_group_lines(result, x, *, ax=None, max_groups=None):
     ys = pred.reshape(len(index), n_pts)
     alpha = 0.6 if len(index) <= 100 else 0.25
     for k in range(len(index)):
-        ax.plot(xs[k], ys[k], color="tab:blue", linewidth=1, alpha=alpha)
+        ax.plot(xs[k], ys[k], color=style.DATA, linestyle="-", linewidth=1, alpha=alpha)
     shown = "" if len(index) == len(labels) else f" ({len(index)} of {len(labels)} shown)"
     ax.set_title(f"Predicted {response} for each {group}{shown}")
     ax.set_xlabel(x)
@@ -226,6 +230,7 @@ def plot_group_lines(result, x, *, ax=None, max_groups=None):
     return ax
 
 
+@course_plot
 def plot_residuals(result, *, ax=None):
     """Residual checks: level-2 and level-1 residuals, residuals vs fitted.
 
@@ -276,28 +281,29 @@ def plot_residuals(result, *, ax=None):
     group = res.groups
 
     a = axes[0]
-    for term in res.re_names:
+    for k, term in enumerate(res.re_names):
         eff = np.sort(res.ranef[term].to_numpy(float))
         probs = (np.arange(1, len(eff) + 1) - 0.5) / len(eff)
-        a.plot(stats.norm.ppf(probs), eff, "o", markersize=3, label=term)
+        a.plot(stats.norm.ppf(probs), eff, linestyle="none", marker=style.MARKERS[k], markersize=4,
+               color=style.PALETTE[k], label=term)
         sd = eff.std(ddof=1) if len(eff) > 1 else 0.0
         qq = np.array([-3, 3])
-        a.plot(qq, eff.mean() + sd * qq, color="grey", linewidth=1)
+        a.plot(qq, eff.mean() + sd * qq, color="grey", linestyle=style.LINESTYLES[k], linewidth=1)
     a.set_title(f"Level-2 residuals ({group} effects)")
     a.set_xlabel("normal quantiles")
     a.set_ylabel("predicted effect")
     a.legend(frameon=False)
 
     a = axes[1]
-    a.hist(resid, bins=40, density=True, color="tab:blue", alpha=0.6)
+    a.hist(resid, bins=40, density=True, color=style.DATA, alpha=0.6)
     grid = np.linspace(resid.min(), resid.max(), 200)
-    a.plot(grid, stats.norm.pdf(grid, 0, resid.std()), color="black", linewidth=1)
+    a.plot(grid, stats.norm.pdf(grid, 0, resid.std()), color="black", linestyle="-", linewidth=1)
     a.set_title("Level-1 residuals")
     a.set_xlabel("residual (observed - fitted)")
     a.set_ylabel("density")
 
     a = axes[2]
-    a.scatter(fitted, resid, s=4, alpha=0.3, color="tab:blue")
+    a.scatter(fitted, resid, s=6, alpha=0.3, color=style.DATA)
     a.axhline(0.0, color="black", linewidth=1, linestyle="--")
     a.set_title("Residuals against fitted values")
     a.set_xlabel("fitted value")

@@ -14,7 +14,8 @@ import io
 import numpy as np
 import pandas as pd
 
-from ._axes import new_axes
+from . import style
+from ._axes import course_plot, new_axes
 from ._validate import is_number, is_whole
 
 __all__ = ["simulate_groups", "population_vpc", "plot_groups", "variance_explorer"]
@@ -139,6 +140,7 @@ def simulate_groups(between_var=0.17, within_var=0.85, n_groups=10, group_size=2
     return df
 
 
+@course_plot
 def plot_groups(data, *, ax=None, group_label="school", y_label="score", unit_label="pupil"):
     """Strip plot of simulated groups with each group's mean.
 
@@ -174,10 +176,10 @@ def plot_groups(data, *, ax=None, group_label="school", y_label="score", unit_la
     position = {g: k for k, g in enumerate(groups)}
     x = data["group"].map(position).to_numpy(dtype=float)
     jitter = np.random.default_rng(0).uniform(-0.18, 0.18, size=len(x))
-    ax.scatter(x + jitter, data["y"], s=10, alpha=0.55, color="tab:blue", label=f"one {unit_label}'s {y_label}")
+    ax.scatter(x + jitter, data["y"], s=10, alpha=0.55, color=style.DATA, label=f"one {unit_label}'s {y_label}")
     means = data.groupby("group")["y"].mean().reindex(groups)
     ax.hlines(means.to_numpy(), np.arange(len(groups)) - 0.3, np.arange(len(groups)) + 0.3,
-              color="tab:red", linewidth=2.5, label=f"{group_label} mean")
+              color=style.HIGHLIGHT, linewidth=2.5, label=f"{group_label} mean")
     ax.axhline(data["y"].mean(), color="black", linestyle="--", linewidth=1, label="overall mean")
     ax.set_xticks(np.arange(len(groups)))
     ax.set_xticklabels([str(g) for g in groups])
@@ -187,7 +189,7 @@ def plot_groups(data, *, ax=None, group_label="school", y_label="score", unit_la
     if "vpc" in data.attrs:
         title += f" (VPC = {data.attrs['vpc']:.3f})"
     ax.set_title(title)
-    ax.legend(loc="best", fontsize="small")
+    ax.legend(loc="best")
     return ax
 
 
@@ -203,13 +205,14 @@ def _render_png(data, ylim):
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    fig = Figure(figsize=(8, 3.8), dpi=80)
+    fig = Figure(figsize=(8, 3.8), dpi=style.DPI)
     FigureCanvasAgg(fig)
     ax = fig.add_subplot()
     plot_groups(data, ax=ax)
     ax.set_ylim(*ylim)
     # the sliders can fill the whole plot with points: keep the legend outside it
-    ax.legend(loc="center left", bbox_to_anchor=(1.01, 0.5), fontsize="small")
+    ax.legend(loc="center left", bbox_to_anchor=(1.01, 0.5))
+    style.readable(ax)
     fig.tight_layout()
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png")
