@@ -214,3 +214,27 @@ def test_singular_fit_warning_names_the_factor():
     assert m.singular and m.cov_re["cohort"].iloc[0, 0] == 0.0
     assert "boundary (singular) fit" in mlm.summary(m)
     assert not REF["crossed"]["singular"]
+
+
+def test_plots_of_a_model_with_several_factors():
+    """plot_caterpillar draws one factor at a time; the one-factor plots say so clearly."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    chem = mlm.load_dataset("chem97")
+    m = mlm.fit_mixedlm("score ~ gcsecnt + (1 | lea/school)", chem)
+    ax = mlm.plot_caterpillar(m, factor="lea")
+    assert ax.get_xlabel().startswith("lea ")
+    n_lea = chem["lea"].nunique()
+    assert len(ax.lines[0].get_xdata()) == n_lea
+    ax = mlm.plot_caterpillar(m)  # the first factor, as VarCorr lists it
+    assert ax.get_xlabel().split(" ")[0] in {"lea", "school:lea"}
+    with pytest.raises(ValueError, match="factor='school'"):
+        mlm.plot_caterpillar(m, factor="school")
+    with pytest.raises(TypeError, match="one grouping factor"):
+        mlm.plot_residuals(m)
+    with pytest.raises(TypeError, match="one grouping factor"):
+        mlm.plot_group_lines(m, "gcsecnt")
+    plt.close("all")

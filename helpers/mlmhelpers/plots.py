@@ -25,7 +25,7 @@ __all__ = ["plot_caterpillar", "plot_group_lines", "plot_residuals"]
 
 
 @course_plot
-def plot_caterpillar(result, *, ax=None, term=None, alpha=0.05):
+def plot_caterpillar(result, *, ax=None, term=None, alpha=0.05, factor=None):
     """Caterpillar plot: ranked group effects with confidence intervals.
 
     Each group's predicted effect (conditional mode) is drawn as a point
@@ -44,6 +44,10 @@ def plot_caterpillar(result, *, ax=None, term=None, alpha=0.05):
         default the first (the intercept).
     alpha : float, default 0.05
         1 - confidence level of the intervals (0.05: 95% intervals).
+    factor : str, optional
+        For a model with several grouping factors (``(1 | lea/school)``):
+        which one to draw, named as ``random_effects`` names it
+        (``"lea"``, ``"school:lea"``); default the first.
 
     Returns
     -------
@@ -61,6 +65,21 @@ def plot_caterpillar(result, *, ax=None, term=None, alpha=0.05):
     alpha = check_alpha("plot_caterpillar()", alpha)
     mixed = _mixed("group_effects", result)
     ge = mixed.group_effects(alpha=alpha)
+    group = mixed.groups
+    if "factor" in ge.columns:
+        factors = list(dict.fromkeys(ge["factor"]))
+        if factor is None:
+            factor = factors[0]
+        if factor not in factors:
+            raise ValueError(
+                f"plot_caterpillar(): factor={factor!r} is not a grouping factor of this "
+                f"model; choose one of {', '.join(repr(f) for f in factors)}.")
+        ge = ge[ge["factor"] == factor]
+        group = factor
+    elif factor is not None and factor != group:
+        raise ValueError(
+            f"plot_caterpillar(): this model has one grouping factor, {group!r}; "
+            "leave out factor=.")
     level = f"{100 * (1 - alpha):g}%"
     terms = list(dict.fromkeys(ge["term"]))
     if term is None:
@@ -77,7 +96,6 @@ def plot_caterpillar(result, *, ax=None, term=None, alpha=0.05):
     ax.errorbar(pos, eff, yerr=err, fmt="o", markersize=4, color=style.DATA,
                 ecolor=style.DATA, elinewidth=1, alpha=0.8, label=f"effect and {level} interval")
     ax.axhline(0.0, color="black", linewidth=1, linestyle="--", label="average group")
-    group = mixed.groups
     what = "intercept" if term == "(Intercept)" else f"slope of {term}"
     ax.set_title(f"{group.capitalize()} effects on the {what}, with {level} intervals")
     ax.set_xlabel(f"{group} (ranked by predicted effect)")
@@ -92,6 +110,12 @@ def _linear(func, result) -> LinearMixedResults:
         raise TypeError(
             f"{func}() draws linear multilevel models fitted with fit_mixedlm(); "
             f"got {type(result).__name__}.")
+    if isinstance(mixed.cov_re, dict):
+        raise TypeError(
+            f"{func}() draws models with one grouping factor; this one has "
+            f"{len(mixed.cov_re)} ({', '.join(mixed.cov_re)}). Use "
+            "plot_caterpillar(m, factor=...) for each factor's effects, or fit the "
+            "two-level model with one factor.")
     return mixed
 
 
