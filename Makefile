@@ -16,7 +16,7 @@ RELEASE := build/student
 # Two workers: the suite is dominated by notebook execution.
 PYTEST_ARGS ?= -n 2 --dist loadfile
 
-.PHONY: lab lab-student release test system-packages venv slides grade bench clean
+.PHONY: lab lab-student release test system-packages venv slides slides-js grade bench clean
 
 venv: $(STAMP)
 
@@ -39,6 +39,15 @@ $(WHEELHOUSE): requirements.txt requirements-dev.txt $(STAMP)
 		"$$(grep -E '^hatchling==' requirements-dev.txt)" -d $(VENV)/wheelhouse
 	touch $(WHEELHOUSE)
 
+# The JavaScript the slides load (reveal.js, MathJax 2, require.js, jQuery),
+# pinned in tools/slides/package-lock.json and installed with npm, so that
+# build/slides opens without network (coursetools.slides copies it there).
+SLIDES_JS := tools/slides/node_modules/.package-lock.json
+$(SLIDES_JS): tools/slides/package.json tools/slides/package-lock.json
+	@command -v npm >/dev/null 2>&1 || { echo "the slides need Node.js and npm to install reveal.js and MathJax: apt-get install nodejs npm" >&2; exit 1; }
+	cd tools/slides && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error
+	touch $(SLIDES_JS)
+
 lab: $(STAMP)
 	$(PY) -m coursetools.lab --port $(PORT)
 
@@ -57,11 +66,13 @@ system-packages:
 # share two cores, and competing BLAS threads slow the fits several-fold.
 test: export OPENBLAS_NUM_THREADS = 1
 test: export OMP_NUM_THREADS = 1
-test: system-packages $(STAMP) $(WHEELHOUSE)
+test: system-packages $(STAMP) $(WHEELHOUSE) $(SLIDES_JS)
 	$(PY) -m pytest $(PYTEST_ARGS) tests course solutions \
 		--nbval-lax --nbval-sanitize-with tests/nbval_sanitize.cfg $(ARGS)
 
-slides: $(STAMP)
+slides-js: $(SLIDES_JS)
+
+slides: $(STAMP) $(SLIDES_JS)
 	$(PY) -m coursetools.slides course build/slides
 
 grade: $(STAMP)
@@ -72,7 +83,7 @@ bench: $(STAMP)
 
 # Keeps build/student when it is a git worktree of the student branch.
 clean:
-	rm -rf $(VENV) .pytest_cache build/slides
+	rm -rf $(VENV) .pytest_cache build/slides tools/slides/node_modules
 	if [ ! -e $(RELEASE)/.git ]; then rm -rf $(RELEASE); fi
 
 # A JupyterHub for a whole class on this machine (run as root): installs the
