@@ -6,6 +6,7 @@
 # and
 #   make release      - write the student edition to build/student
 #   make lab-student  - build it and start JupyterLab on it as students see it
+#   make slides       - render the lectures as slides that open offline (build/slides)
 SHELL := /bin/bash
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
