@@ -131,6 +131,7 @@ def build_slides(source="course", target="build/slides", theme="simple", assets=
     ['demo.slides.html']
     >>> sorted(p.name for p in (folder / "slides").iterdir())
     ['demo.slides.html', 'lib', 'mathjax', 'reveal.js']
+    >>> shutil.rmtree(folder)
     """
     import nbformat
     from nbconvert import SlidesExporter
