@@ -150,7 +150,9 @@ def test_deck_runs_offline_in_chromium(deck, browser, tmp_path):  # noqa: F811
                                first: first, at: Reveal.getIndices(leaves[first]),
                                font: getComputedStyle(document.querySelector('.reveal')).fontFamily,
                                rawScripts: document.querySelectorAll('script[type^="math/tex"]').length,
-                               typeset: document.querySelectorAll('.MathJax_CHTML').length};
+                               typeset: document.querySelectorAll('.MathJax_CHTML').length,
+                               texErrors: [...document.querySelectorAll('.mjx-noError, .mjx-merror, .MathJax_Error')]
+                                   .map(e => e.textContent)};
                 // (the template's slidechanged handler re-renders the new slide's math)
                 Reveal.slide(state.at.h, state.at.v);
                 return state;
@@ -184,6 +186,7 @@ def test_deck_runs_offline_in_chromium(deck, browser, tmp_path):  # noqa: F811
     assert state["ready"] and state["total"] == state["leaves"] >= 10, state
     assert "Lato" in state["font"], f"the reveal.js theme is not applied: {state['font']}"
     assert state["first"] >= 0 and state["typeset"] == state["rawScripts"] > 0, state
+    assert not state["texErrors"], f"MathJax could not typeset: {state['texErrors']}"
     # Only the slide with the first displayed equation is shown, and its math is typeset, not raw TeX.
     assert slide["count"] == 1 and slide["math"] == len(slide["tex"]) >= 1 and slide["display"] >= 1, slide
     assert slide["visible"] == slide["math"], slide
