@@ -8,8 +8,9 @@ points the HTML at them by relative URLs.  Checked here:
 * fast: a rendered deck loads nothing from another host (no remote
   ``src``/``href`` on a script, link, image or frame, no remote URL handed to
   require.js, no remote ``@import`` or ``url()`` in the copied style sheets),
-  every relative file it names exists, and the folder still works after a move;
-* in Debian's Chromium, from ``file://`` with every non-file request aborted
+  and every relative file it names exists;
+* in Debian's Chromium, from ``file://`` after the folder is moved elsewhere,
+  with every non-file request aborted
   (and recorded): reveal.js initialises (``.reveal.ready``, one slide shown, the
   course theme applied), MathJax typesets every formula of the deck, and the
   slide with the first displayed equation shows it typeset, with no raw
@@ -28,7 +29,7 @@ from pathlib import Path
 import pytest
 
 from coursetools.slides import ASSETS, URLS, build_slides
-from test_browser import CHROMIUM, CHROMIUM_ARGS, browser  # noqa: F401  (browser is a fixture)
+from test_browser import browser  # noqa: F401  (the Chromium fixture of the student browser test)
 
 REPO = Path(__file__).resolve().parents[1]
 LECTURE = REPO / "course" / "01-linear-regression.ipynb"
