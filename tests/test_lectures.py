@@ -277,6 +277,70 @@ def test_figures_are_drawn_and_labelled(path):
         assert AXIS_LABELS.search(cell.source), f"figure without axis labels:\n{cell.source}"
 
 
+CAPTION = "*Figure:* "
+MIN_CAPTION_WORDS = 15
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=ids)
+def test_every_figure_is_described_in_words(path):
+    """A screen reader reaches every figure's content through the caption cell under it.
+
+    JupyterLab draws an image/png output as an <img> without alt text (its image renderer reads
+    no alt from the output's metadata), so each figure is followed by a Markdown cell
+    '*Figure:* ...' that says in words what the figure shows: one paragraph, in the slides too.
+    """
+    nb = _read(path)
+    for i, cell in enumerate(nb.cells):
+        if cell.cell_type != "code" or not _has_image(cell):
+            continue
+        caption = nb.cells[i + 1] if i + 1 < len(nb.cells) else None
+        assert caption is not None and caption.cell_type == "markdown" and caption.source.startswith(CAPTION), (
+            f"{path.name}: the figure of cell {i} needs a caption cell '{CAPTION}<what it shows>' "
+            f"right under it:\n{cell.source}")
+        words = caption.source[len(CAPTION):].split()
+        assert len(words) >= MIN_CAPTION_WORDS, f"describe the figure in more words: {caption.source}"
+        assert "\n\n" not in caption.source.strip(), "a caption is one paragraph"
+        hidden = cell.metadata["slideshow"]["slide_type"] == "skip"
+        assert (caption.metadata["slideshow"]["slide_type"] == "skip") == hidden, (
+            "a caption is on the slide its figure is on (skipped with a skipped solution)")
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=ids)
+def test_widgets_are_committed_as_pictures(path):
+    """A committed lecture draws without a kernel: no live-widget output, no saved widget state.
+
+    A widget view needs the kernel's model; before the notebook runs, JupyterLab shows "Error
+    displaying widget: model not found" (or the widget's text repr).  `python -m
+    coursetools.lectures` saves the widget's still picture and description in its place.
+    """
+    from coursetools.lectures import WIDGET_VIEW
+
+    nb = _read(path)
+    live = [c.source for c in _code_cells(nb) for o in c.outputs if WIDGET_VIEW in o.get("data", {})]
+    assert not live, (f"{path.name}: live widget outputs; execute the lecture with "
+                      f"`python -m coursetools.lectures course/{path.name}`: {live}")
+    assert "widgets" not in nb.metadata, "saved widget state: execute with `python -m coursetools.lectures`"
+
+
+def test_lecture3_explorer_is_a_labelled_picture_before_running():
+    nb = _read(COURSE / "03-variance-components.ipynb")
+    (cell,) = [c for c in _code_cells(nb) if "variance_explorer(" in c.source]
+    (output,) = cell.outputs
+    assert set(output.data) == {"image/png", "text/plain"}
+    assert output.data["image/png"].startswith("iVBORw0KGgo")  # base64 of the PNG signature
+    assert output.data["text/plain"].startswith("VPC explorer: 10 simulated schools of 20 pupils")
+    assert "VPC = 0.200" in output.data["text/plain"]
+
+
+def test_lecture_execution_tool_docstrings_run():
+    import doctest
+
+    import coursetools.lectures as lectures_module
+
+    failures, tried = doctest.testmod(lectures_module)
+    assert tried > 0 and failures == 0
+
+
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=ids)
 def test_data_only_through_the_library(path):
     code = "\n".join(c.source for c in _code_cells(_read(path)))
