@@ -312,7 +312,8 @@ def variance_explorer(n_groups=10, group_size=20, seed=1, between_var=0.2, withi
     def control(name, start):
         slider = widgets.FloatSlider(
             value=_on_step(start), min=0.0, max=max_var, step=STEP, description=name,
-            readout=False, continuous_update=False, style={"description_width": "initial"},
+            readout=False, readout_format=".1f", continuous_update=False,
+            style={"description_width": "initial"},
             layout=widgets.Layout(width="400px"))
         # The box's label is the variance's name again (read by screen readers through
         # <label for>); it has no width on screen, where the slider's label shows it.
