@@ -9,7 +9,9 @@ errors, with the course's teaching structure and slide metadata.
 from __future__ import annotations
 
 import ast
+import os
 import re
+import shutil
 from pathlib import Path
 
 import nbformat
@@ -444,3 +446,60 @@ def test_landing_page_plans_the_day():
     (stuck,) = [c.source for c in landing.cells if c.source.startswith("## When you are stuck")]
     for step in ("Restart Kernel", "Run All Above Selected Cell", "Validate", "tutor"):
         assert step in stuck, f"'When you are stuck' does not mention {step}"
+
+
+def _git(cwd, *args):
+    import subprocess
+
+    env = {"GIT_AUTHOR_NAME": "Tutor", "GIT_AUTHOR_EMAIL": "tutor@example.org", "GIT_COMMITTER_NAME": "Tutor",
+           "GIT_COMMITTER_EMAIL": "tutor@example.org", "PATH": os.environ["PATH"], "HOME": str(cwd)}
+    return subprocess.run(["git", *args], cwd=cwd, env=env, check=True, capture_output=True, text=True).stdout
+
+
+def test_make_update_pulls_over_a_run_lecture_and_keeps_the_students_copy(tmp_path):
+    """Running a lecture writes its outputs into it; the edition's `make update` still pulls.
+
+    A plain `git pull` refuses once the tutor has changed a notebook the student ran.  `make
+    update` (tools/student-edition/Makefile) moves the student's copy of such a file to
+    my-work/<date-time>/, restores the course's version and fast-forwards; a practical only the
+    student changed keeps the student's answers.
+    """
+    import subprocess
+
+    tutor, student = tmp_path / "tutor", tmp_path / "student"
+    (tutor / "course").mkdir(parents=True)
+    (tutor / "practicals").mkdir()
+    shutil.copy(REPO / "tools" / "student-edition" / "Makefile", tutor / "Makefile")
+    shutil.copy(REPO / "tools" / "student-edition" / ".gitignore", tutor / ".gitignore")
+    lecture, practical = "course/03-variance-components.ipynb", "practicals/practical1.ipynb"
+    (tutor / lecture).write_text('{"version": 1}\n')
+    (tutor / practical).write_text('{"answer": null}\n')
+    _git(tutor, "init", "--quiet", "--initial-branch=student")
+    _git(tutor, "add", "-A")
+    _git(tutor, "commit", "--quiet", "-m", "course")
+    _git(tmp_path, "clone", "--quiet", str(tutor), str(student))
+
+    # The student runs the lecture (JupyterLab saves its outputs) and answers the practical.
+    (student / lecture).write_text('{"version": 1, "outputs": "run by the student"}\n')
+    (student / practical).write_text('{"answer": 42}\n')
+    # The tutor fixes the lecture and adds another one.
+    (tutor / lecture).write_text('{"version": 2}\n')
+    (tutor / "course" / "08-extra.ipynb").write_text('{"new": true}\n')
+    _git(tutor, "add", "-A")
+    _git(tutor, "commit", "--quiet", "-m", "fix lecture 3")
+
+    pull = subprocess.run(["git", "pull", "--quiet"], cwd=student, capture_output=True, text=True,
+                          env={**os.environ, "LC_ALL": "C", "HOME": str(tmp_path)})
+    assert pull.returncode != 0 and "overwritten" in pull.stderr, "a plain pull should refuse here"
+
+    update = subprocess.run(["make", "--no-print-directory", "update"], cwd=student, capture_output=True,
+                            text=True, env={**os.environ, "HOME": str(tmp_path)})
+    assert update.returncode == 0, update.stdout + update.stderr
+    assert (student / lecture).read_text() == '{"version": 2}\n'
+    assert (student / "course" / "08-extra.ipynb").exists()
+    assert (student / practical).read_text() == '{"answer": 42}\n', "the student's answers stay"
+    (kept,) = (student / "my-work").glob(f"*/{lecture}")
+    assert kept.read_text() == '{"version": 1, "outputs": "run by the student"}\n'
+    assert f"kept your version of {lecture}" in update.stdout and "up to date" in update.stdout
+    # my-work is the student's, out of git's way; nothing else of the course is modified
+    assert _git(student, "status", "--porcelain") == f" M {practical}\n"
