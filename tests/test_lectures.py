@@ -117,7 +117,7 @@ def test_committed_executed_in_order_without_errors(path):
     counts = [c.execution_count for c in cells]
     assert None not in counts, (
         f"{path.name} has unexecuted code cells; run "
-        "`jupyter nbconvert --to notebook --execute --inplace` in course/ and commit"
+        f"`python -m coursetools.lectures course/{path.name}` and commit"
     )
     assert counts == list(range(1, len(cells) + 1)), (
         f"{path.name} was not executed top to bottom in one fresh kernel (execution counts {counts})"
