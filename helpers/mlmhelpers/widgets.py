@@ -220,7 +220,7 @@ def _describe(between_var, within_var, n_groups, group_size):
         f"VPC explorer: {n_groups} simulated schools of {group_size} pupils with between-school "
         f"variance {between_var:.1f} and within-school variance {within_var:.1f}, so VPC = {vpc:.3f} "
         f"({100 * vpc:.1f}% of the variance between schools).  Strip plot: one dot per pupil's score "
-        "above its school's number, a red bar at each school mean, a dashed line at the overall mean."
+        "above its school's number, a short bar at each school mean, a dashed line at the overall mean."
     )
 
 
