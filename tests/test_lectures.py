@@ -9,7 +9,9 @@ errors, with the course's teaching structure and slide metadata.
 from __future__ import annotations
 
 import ast
+import os
 import re
+import shutil
 from pathlib import Path
 
 import nbformat
@@ -115,7 +117,7 @@ def test_committed_executed_in_order_without_errors(path):
     counts = [c.execution_count for c in cells]
     assert None not in counts, (
         f"{path.name} has unexecuted code cells; run "
-        "`jupyter nbconvert --to notebook --execute --inplace` in course/ and commit"
+        f"`python -m coursetools.lectures course/{path.name}` and commit"
     )
     assert counts == list(range(1, len(cells) + 1)), (
         f"{path.name} was not executed top to bottom in one fresh kernel (execution counts {counts})"
@@ -277,6 +279,70 @@ def test_figures_are_drawn_and_labelled(path):
         assert AXIS_LABELS.search(cell.source), f"figure without axis labels:\n{cell.source}"
 
 
+CAPTION = "*Figure:* "
+MIN_CAPTION_WORDS = 15
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=ids)
+def test_every_figure_is_described_in_words(path):
+    """A screen reader reaches every figure's content through the caption cell under it.
+
+    JupyterLab draws an image/png output as an <img> without alt text (its image renderer reads
+    no alt from the output's metadata), so each figure is followed by a Markdown cell
+    '*Figure:* ...' that says in words what the figure shows: one paragraph, in the slides too.
+    """
+    nb = _read(path)
+    for i, cell in enumerate(nb.cells):
+        if cell.cell_type != "code" or not _has_image(cell):
+            continue
+        caption = nb.cells[i + 1] if i + 1 < len(nb.cells) else None
+        assert caption is not None and caption.cell_type == "markdown" and caption.source.startswith(CAPTION), (
+            f"{path.name}: the figure of cell {i} needs a caption cell '{CAPTION}<what it shows>' "
+            f"right under it:\n{cell.source}")
+        words = caption.source[len(CAPTION):].split()
+        assert len(words) >= MIN_CAPTION_WORDS, f"describe the figure in more words: {caption.source}"
+        assert "\n\n" not in caption.source.strip(), "a caption is one paragraph"
+        hidden = cell.metadata["slideshow"]["slide_type"] == "skip"
+        assert (caption.metadata["slideshow"]["slide_type"] == "skip") == hidden, (
+            "a caption is on the slide its figure is on (skipped with a skipped solution)")
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=ids)
+def test_widgets_are_committed_as_pictures(path):
+    """A committed lecture draws without a kernel: no live-widget output, no saved widget state.
+
+    A widget view needs the kernel's model; before the notebook runs, JupyterLab shows "Error
+    displaying widget: model not found" (or the widget's text repr).  `python -m
+    coursetools.lectures` saves the widget's still picture and description in its place.
+    """
+    from coursetools.lectures import WIDGET_VIEW
+
+    nb = _read(path)
+    live = [c.source for c in _code_cells(nb) for o in c.outputs if WIDGET_VIEW in o.get("data", {})]
+    assert not live, (f"{path.name}: live widget outputs; execute the lecture with "
+                      f"`python -m coursetools.lectures course/{path.name}`: {live}")
+    assert "widgets" not in nb.metadata, "saved widget state: execute with `python -m coursetools.lectures`"
+
+
+def test_lecture3_explorer_is_a_labelled_picture_before_running():
+    nb = _read(COURSE / "03-variance-components.ipynb")
+    (cell,) = [c for c in _code_cells(nb) if "variance_explorer(" in c.source]
+    (output,) = cell.outputs
+    assert set(output.data) == {"image/png", "text/plain"}
+    assert output.data["image/png"].startswith("iVBORw0KGgo")  # base64 of the PNG signature
+    assert output.data["text/plain"].startswith("VPC explorer: 10 simulated schools of 20 pupils")
+    assert "VPC = 0.200" in output.data["text/plain"]
+
+
+def test_lecture_execution_tool_docstrings_run():
+    import doctest
+
+    import coursetools.lectures as lectures_module
+
+    failures, tried = doctest.testmod(lectures_module)
+    assert tried > 0 and failures == 0
+
+
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=ids)
 def test_data_only_through_the_library(path):
     code = "\n".join(c.source for c in _code_cells(_read(path)))
@@ -380,3 +446,60 @@ def test_landing_page_plans_the_day():
     (stuck,) = [c.source for c in landing.cells if c.source.startswith("## When you are stuck")]
     for step in ("Restart Kernel", "Run All Above Selected Cell", "Validate", "tutor"):
         assert step in stuck, f"'When you are stuck' does not mention {step}"
+
+
+def _git(cwd, *args):
+    import subprocess
+
+    env = {"GIT_AUTHOR_NAME": "Tutor", "GIT_AUTHOR_EMAIL": "tutor@example.org", "GIT_COMMITTER_NAME": "Tutor",
+           "GIT_COMMITTER_EMAIL": "tutor@example.org", "PATH": os.environ["PATH"], "HOME": str(cwd)}
+    return subprocess.run(["git", *args], cwd=cwd, env=env, check=True, capture_output=True, text=True).stdout
+
+
+def test_make_update_pulls_over_a_run_lecture_and_keeps_the_students_copy(tmp_path):
+    """Running a lecture writes its outputs into it; the edition's `make update` still pulls.
+
+    A plain `git pull` refuses once the tutor has changed a notebook the student ran.  `make
+    update` (tools/student-edition/Makefile) moves the student's copy of such a file to
+    my-work/<date-time>/, restores the course's version and fast-forwards; a practical only the
+    student changed keeps the student's answers.
+    """
+    import subprocess
+
+    tutor, student = tmp_path / "tutor", tmp_path / "student"
+    (tutor / "course").mkdir(parents=True)
+    (tutor / "practicals").mkdir()
+    shutil.copy(REPO / "tools" / "student-edition" / "Makefile", tutor / "Makefile")
+    shutil.copy(REPO / "tools" / "student-edition" / ".gitignore", tutor / ".gitignore")
+    lecture, practical = "course/03-variance-components.ipynb", "practicals/practical1.ipynb"
+    (tutor / lecture).write_text('{"version": 1}\n')
+    (tutor / practical).write_text('{"answer": null}\n')
+    _git(tutor, "init", "--quiet", "--initial-branch=student")
+    _git(tutor, "add", "-A")
+    _git(tutor, "commit", "--quiet", "-m", "course")
+    _git(tmp_path, "clone", "--quiet", str(tutor), str(student))
+
+    # The student runs the lecture (JupyterLab saves its outputs) and answers the practical.
+    (student / lecture).write_text('{"version": 1, "outputs": "run by the student"}\n')
+    (student / practical).write_text('{"answer": 42}\n')
+    # The tutor fixes the lecture and adds another one.
+    (tutor / lecture).write_text('{"version": 2}\n')
+    (tutor / "course" / "08-extra.ipynb").write_text('{"new": true}\n')
+    _git(tutor, "add", "-A")
+    _git(tutor, "commit", "--quiet", "-m", "fix lecture 3")
+
+    pull = subprocess.run(["git", "pull", "--quiet"], cwd=student, capture_output=True, text=True,
+                          env={**os.environ, "LC_ALL": "C", "HOME": str(tmp_path)})
+    assert pull.returncode != 0 and "overwritten" in pull.stderr, "a plain pull should refuse here"
+
+    update = subprocess.run(["make", "--no-print-directory", "update"], cwd=student, capture_output=True,
+                            text=True, env={**os.environ, "HOME": str(tmp_path)})
+    assert update.returncode == 0, update.stdout + update.stderr
+    assert (student / lecture).read_text() == '{"version": 2}\n'
+    assert (student / "course" / "08-extra.ipynb").exists()
+    assert (student / practical).read_text() == '{"answer": 42}\n', "the student's answers stay"
+    (kept,) = (student / "my-work").glob(f"*/{lecture}")
+    assert kept.read_text() == '{"version": 1, "outputs": "run by the student"}\n'
+    assert f"kept your version of {lecture}" in update.stdout and "up to date" in update.stdout
+    # my-work is the student's, out of git's way; nothing else of the course is modified
+    assert _git(student, "status", "--porcelain") == f" M {practical}\n"

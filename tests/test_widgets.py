@@ -100,11 +100,11 @@ def test_explorer_sliders_update_text_and_picture():
     box = variance_explorer(n_groups=5, group_size=8, seed=3)
     assert box.between.description == "between-school variance"
     assert box.within.description == "within-school variance"
-    assert box.vpc_text.value.startswith("<b>VPC = 0.167")
+    assert box.vpc_text.value.startswith("<b>VPC = 0.200")
     first_picture = box.image.value
     assert first_picture[:4] == b"\x89PNG"
 
-    box.between.value = 0.85
+    box.between.value = 0.8
     assert box.vpc_text.value.startswith("<b>VPC = 0.500")
     assert box.image.value != first_picture
 
@@ -113,6 +113,70 @@ def test_explorer_sliders_update_text_and_picture():
 
     box.between.value = 0.0
     assert "undefined" in box.vpc_text.value
+
+
+def test_each_variance_has_a_labelled_number_box_tied_to_its_slider():
+    # ipywidgets draws a slider handle as a <div role="slider"> that no <label> names; a
+    # BoundedFloatText is an <input type="number"> whose <label for> is its description.
+    import ipywidgets
+
+    box = variance_explorer(n_groups=4, group_size=5)
+    for slider, number, name in [(box.between, box.between_box, "between-school variance"),
+                                 (box.within, box.within_box, "within-school variance")]:
+        assert isinstance(number, ipywidgets.BoundedFloatText)
+        assert number.description == slider.description == name
+        assert (number.min, number.max, number.step) == (slider.min, slider.max, slider.step)
+        # the slider's own readout is off: the box is the one place the value is written
+        assert slider.readout is False
+        number.value = 1.3
+        assert slider.value == 1.3
+        slider.value = 0.4
+        assert number.value == 0.4
+
+
+def _used(box):
+    """The two variances the VPC text says the simulation used."""
+    import re
+
+    match = re.search(r"= ([0-9.]+) / \(([0-9.]+) \+ ([0-9.]+)\)", box.vpc_text.value)
+    assert match, box.vpc_text.value
+    return float(match.group(2)), float(match.group(3))
+
+
+def test_every_slider_position_shows_the_value_the_simulation_uses():
+    # The slider's spoken value (noUiSlider writes aria-valuenow with one decimal, which
+    # turned 0.17 into "0.2"), the number box and the VPC text agree at every position.
+    box = variance_explorer(n_groups=4, group_size=5)
+    positions = np.round(np.arange(box.between.min, box.between.max + box.between.step / 2,
+                                   box.between.step), 10)
+    assert len(positions) == 21
+    for value in positions[1:]:
+        box.between.value = float(value)
+        spoken = float(f"{box.between.value:.1f}")
+        assert box.between.value == box.between_box.value == spoken == _used(box)[0] == value
+
+
+@pytest.mark.parametrize("typed, used", [(0.17, 0.2), (0.849, 0.8), (1.36, 1.4), (0.06, 0.1)])
+def test_a_typed_value_moves_to_the_step_everywhere(typed, used):
+    box = variance_explorer(n_groups=4, group_size=5)
+    box.within_box.value = typed
+    assert box.within_box.value == box.within.value == used
+    assert _used(box) == (0.2, used)
+
+
+def test_explorer_output_carries_a_still_picture_with_a_description():
+    import base64
+
+    box = variance_explorer(n_groups=6, group_size=10, between_var=0.5, within_var=1.5)
+    bundle = box._repr_mimebundle_()
+    assert "application/vnd.jupyter.widget-view+json" in bundle
+    assert base64.b64decode(bundle["image/png"])[:4] == b"\x89PNG"
+    text = bundle["text/plain"]
+    assert "6 simulated schools of 10 pupils" in text
+    assert "between-school variance 0.5 and within-school variance 1.5" in text
+    assert "VPC = 0.250" in text
+    box.between.value = 1.5
+    assert "VPC = 0.500" in box._repr_mimebundle_()["text/plain"]
 
 
 def test_explorer_rejects_start_values_beyond_the_slider():

@@ -9,6 +9,7 @@ library works where widgets are not installed.
 
 from __future__ import annotations
 
+import base64
 import io
 
 import numpy as np
@@ -193,19 +194,41 @@ def plot_groups(data, *, ax=None, group_label="school", y_label="score", unit_la
     return ax
 
 
+#: Step of the explorer's controls.  One decimal, so the slider's spoken value
+#: (noUiSlider rounds aria-valuenow to one decimal), its readout, the number box
+#: and the value used in the simulation are always the same number.
+STEP = 0.1
+
+
+def _on_step(value):
+    """``value`` moved to the nearest multiple of :data:`STEP` (without float noise)."""
+    return round(round(float(value) / STEP) * STEP, 10)
+
+
 def _vpc_text(between_var, within_var):
     vpc = population_vpc(between_var, within_var)
     return (
-        f"<b>VPC = {vpc:.3f}</b> &nbsp; = {between_var:.2f} / ({between_var:.2f} + {within_var:.2f}): "
+        f"<b>VPC = {vpc:.3f}</b> &nbsp; = {between_var:.1f} / ({between_var:.1f} + {within_var:.1f}): "
         f"{100 * vpc:.1f}% of the variance lies between schools"
     )
 
 
-def _render_png(data, ylim):
+def _describe(between_var, within_var, n_groups, group_size):
+    """The explorer's picture in words (the text a screen reader gets instead of the image)."""
+    vpc = population_vpc(between_var, within_var)
+    return (
+        f"VPC explorer: {n_groups} simulated schools of {group_size} pupils with between-school "
+        f"variance {between_var:.1f} and within-school variance {within_var:.1f}, so VPC = {vpc:.3f} "
+        f"({100 * vpc:.1f}% of the variance between schools).  Strip plot: one dot per pupil's score "
+        "above its school's number, a short bar at each school mean, a dashed line at the overall mean."
+    )
+
+
+def _render_png(data, ylim, note=None):
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    fig = Figure(figsize=(8, 3.8), dpi=style.DPI)
+    fig = Figure(figsize=(8, 3.8 if note is None else 4.2), dpi=style.DPI)
     FigureCanvasAgg(fig)
     ax = fig.add_subplot()
     plot_groups(data, ax=ax)
@@ -213,42 +236,59 @@ def _render_png(data, ylim):
     # the sliders can fill the whole plot with points: keep the legend outside it
     ax.legend(loc="center left", bbox_to_anchor=(1.01, 0.5))
     style.readable(ax)
+    if note is not None:
+        fig.suptitle(note, fontsize=style.MIN_FONT_SIZE + 1)
     fig.tight_layout()
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png")
     return buffer.getvalue()
 
 
-def variance_explorer(n_groups=10, group_size=20, seed=1, between_var=0.17, within_var=0.85, max_var=2.0):
-    """Interactive explorer: two sliders set the between- and within-school variance.
+def variance_explorer(n_groups=10, group_size=20, seed=1, between_var=0.2, within_var=0.8, max_var=2.0):
+    """Interactive explorer: a slider and a number box for each of the two variances.
 
-    Each move of a slider re-simulates the schools with :func:`simulate_groups`
+    Each change re-simulates the schools with :func:`simulate_groups`
     (same seed, so the picture stretches rather than jumps), redraws the strip
     plot and updates the VPC text.  Requires ipywidgets (installed with the
     course); in a notebook, make it the last expression of a cell to show it.
+
+    Each variance has a slider (for the mouse) and, next to it, a number box
+    linked to it.  The number box is an ``<input>`` whose ``<label for>`` is
+    the variance's name, so screen readers announce it (ipywidgets ties no
+    label to a slider handle).  Values move in steps of :data:`STEP` (0.1); a
+    typed value is rounded to that step, so the slider, the box and the VPC
+    text always show the value the simulation uses.
+
+    Before the notebook is run, the saved output shows a picture of the
+    explorer (an ``image/png`` next to the widget in the output): JupyterLab
+    shows it where the widget itself cannot be drawn.
 
     Parameters
     ----------
     n_groups, group_size, seed
         Passed to :func:`simulate_groups`.
     between_var, within_var : float
-        Starting values of the two sliders (defaults close to the tutorial
-        data's empty model: 0.17 and 0.85).
+        Starting values (rounded to steps of 0.1; the defaults 0.2 and 0.8 are
+        close to the tutorial data's empty model, 0.17 and 0.85).
     max_var : float
         Upper end of both sliders.
 
     Returns
     -------
     ipywidgets.VBox
-        Its attributes ``between``, ``within`` (the sliders), ``vpc_text``
+        Its attributes ``between``, ``within`` (the sliders),
+        ``between_box``, ``within_box`` (the number boxes), ``vpc_text``
         (an HTML widget) and ``image`` (the plot) can be used from code.
 
     Examples
     --------
     >>> box = variance_explorer(n_groups=5, group_size=10)
     >>> box.between.value = 0.5
-    >>> box.vpc_text.value.startswith("<b>VPC = 0.370")
+    >>> box.vpc_text.value.startswith("<b>VPC = 0.385")
     True
+    >>> box.within_box.value = 0.333      # typed: rounded to the step
+    >>> box.within.value, box.within_box.value
+    (0.3, 0.3)
     """
     try:
         import ipywidgets as widgets
@@ -262,24 +302,35 @@ def variance_explorer(n_groups=10, group_size=20, seed=1, between_var=0.17, with
     for name, value in (("between_var", between_var), ("within_var", within_var)):
         if _check_variance(value, name) > max_var:
             raise ValueError(f"{name}={value} is above max_var={max_var}; raise max_var")
+    max_var = _on_step(max_var)
     # Simulate once with the largest variances to fix the y axis, so a move of
     # a slider shows the spread changing instead of the axis rescaling.
     widest = simulate_groups(max_var, max_var, n_groups, group_size, seed=seed)
     half = float(np.abs(widest["y"]).max()) * 1.05
     ylim = (-half, half)
 
-    style = {"description_width": "initial"}
-    layout = widgets.Layout(width="460px")
-    between = widgets.FloatSlider(value=between_var, min=0.0, max=max_var, step=0.01,
-                                  description="between-school variance", style=style,
-                                  layout=layout, continuous_update=False)
-    within = widgets.FloatSlider(value=within_var, min=0.0, max=max_var, step=0.01,
-                                 description="within-school variance", style=style,
-                                 layout=layout, continuous_update=False)
+    def control(name, start):
+        slider = widgets.FloatSlider(
+            value=_on_step(start), min=0.0, max=max_var, step=STEP, description=name,
+            readout=False, readout_format=".1f", continuous_update=False,
+            style={"description_width": "initial"},
+            layout=widgets.Layout(width="400px"))
+        # The box's label is the variance's name again (read by screen readers through
+        # <label for>); it has no width on screen, where the slider's label shows it.
+        number = widgets.BoundedFloatText(
+            value=_on_step(start), min=0.0, max=max_var, step=STEP, description=name,
+            style={"description_width": "0px"}, layout=widgets.Layout(width="90px"))
+        return slider, number, widgets.HBox([slider, number])
+
+    between, between_box, between_row = control("between-school variance", between_var)
+    within, within_box, within_row = control("within-school variance", within_var)
     vpc_text = widgets.HTML()
     image = widgets.Image(format="png")
 
-    def update(change=None):
+    pairs = {between: between_box, between_box: between, within: within_box, within_box: within}
+    busy = []
+
+    def draw():
         b, w = between.value, within.value
         if b + w == 0:
             vpc_text.value = "<b>VPC undefined</b>: both variances are 0; move a slider"
@@ -288,11 +339,39 @@ def variance_explorer(n_groups=10, group_size=20, seed=1, between_var=0.17, with
         vpc_text.value = _vpc_text(b, w)
         image.value = _render_png(data, ylim)
 
-    between.observe(update, names="value")
-    within.observe(update, names="value")
-    update()
+    def update(change):
+        # Slider and box show one value, on the step: the value the simulation uses.
+        if busy:
+            return
+        busy.append(change.owner)
+        try:
+            value = _on_step(change.new)
+            change.owner.value = value
+            pairs[change.owner].value = value
+        finally:
+            busy.clear()
+        draw()
 
-    box = widgets.VBox([between, within, vpc_text, image])
+    for control_widget in pairs:
+        control_widget.observe(update, names="value")
+    draw()
+
+    class VarianceExplorer(widgets.VBox):
+        def _repr_mimebundle_(self, **kwargs):
+            bundle = super()._repr_mimebundle_(**kwargs)
+            b, w = between.value, within.value
+            if b + w > 0:
+                # A still of the explorer: shown where the live widget cannot be
+                # (a notebook opened before it is run), with its text alternative.
+                data = simulate_groups(b, w, n_groups, group_size, seed=seed)
+                note = (f"between-school variance {b:.1f}, within-school variance {w:.1f}"
+                        " (run the notebook to move the sliders)")
+                bundle["image/png"] = base64.b64encode(_render_png(data, ylim, note=note)).decode("ascii")
+                bundle["text/plain"] = _describe(b, w, n_groups, group_size)
+            return bundle
+
+    box = VarianceExplorer([between_row, within_row, vpc_text, image])
     box.between, box.within, box.vpc_text, box.image = between, within, vpc_text, image
+    box.between_box, box.within_box = between_box, within_box
     box.add_class("mlm-variance-explorer")
     return box
