@@ -356,7 +356,7 @@ def test_assessed_mode(tmp_path):
     [nb_path] = generate_practicals(root=REPO, output=tmp_path, assignments=["practical1"],
                                     mode="assessed")
     checks = json.loads((nb_path.parent / "answer-checks.json").read_text())
-    assert checks["mode"] == "assessed" and "hash" not in json.dumps(checks)
+    assert checks["mode"] == "assessed" and '"hash"' not in json.dumps(checks)
     assert checks["answers"]["corr_gcse"] == {"question": "Question 1"}
     intro = nbformat.read(nb_path, as_version=4).cells[1].source
     assert "Passing checks are not marks" in intro and "<!--" not in intro
@@ -510,3 +510,24 @@ def test_untouched_student_version_fails_validation(name, tmp_path):
     # every test cell fails, and every manually graded answer is reported as missing
     expected = {c.source.strip() for c in nb.cells if _nbgrader(c).get("grade")}
     assert failed == expected, "every graded cell of an untouched notebook must fail"
+
+
+@pytest.mark.slow
+def test_release_in_assessed_mode(tmp_path):
+    """`make release MODE=assessed` passes the mode on; the edition's practicals are then
+    generated in it and pass the release's leak check."""
+    import subprocess
+
+    from coursetools.release import main as release_main
+
+    env = {k: v for k, v in __import__("os").environ.items() if not k.startswith("MAKE")}
+    dry = subprocess.run(["make", "-n", "-C", str(REPO), "release", "MODE=assessed"], env=env,
+                         capture_output=True, text=True, check=True).stdout
+    assert "-m coursetools.release --out build/student --mode assessed" in dry, dry
+    out = tmp_path / "student"
+    assert release_main(["--out", str(out), "--mode", "assessed"]) == 0
+    for name in ASSIGNMENTS:
+        checks = json.loads((out / "practicals" / name / "answer-checks.json").read_text())
+        assert checks["mode"] == "assessed" and '"hash"' not in json.dumps(checks)
+        intro = nbformat.read(out / "practicals" / name / f"{name}.ipynb", as_version=4).cells[1].source
+        assert "Passing checks are not marks" in intro
