@@ -79,7 +79,7 @@ def _steps(me: Student, lab: dict, answer: dict):
     page = me.page
 
     # 1. Opened, with the kernel running: not modified.
-    page.goto(lab["url"].replace("/lab", "/lab/tree/" + PRACTICAL, 1))
+    page.goto(f"http://127.0.0.1:{lab['port']}/lab/tree/{PRACTICAL}?token={lab['token']}")
     me.wait_notebook_open("practical1.ipynb")
     time.sleep(2)
     tab = page.locator(".lm-DockPanel-tabBar .lm-TabBar-tab", has_text="practical1.ipynb").first

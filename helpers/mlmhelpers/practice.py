@@ -45,7 +45,7 @@ import os
 from pathlib import Path
 
 __all__ = ["CHECKS_FILE", "GRID", "answer_spec", "matches", "verdict", "check_answer",
-           "name_hint", "TRANSFORMS"]
+           "name_hint", "AnswerNotRight", "TRANSFORMS"]
 
 #: The file, next to the practical's notebook, that holds the checks.
 CHECKS_FILE = "answer-checks.json"
@@ -218,10 +218,11 @@ def check_answer(name: str, value) -> None:
     """Say whether the answer stored in the variable ``name`` is right (practice mode).
 
     In a notebook next to ``answer-checks.json``: in practice mode it prints
-    that the answer is right, or raises ``AssertionError`` saying what kind of
-    mistake it looks like; in assessed mode it prints that the answer has the
-    expected form and that this is not a mark.  Anywhere else (the grader's
-    clean process, a plain Python script) it does nothing.
+    that the answer is right, or raises :class:`AnswerNotRight` (an
+    ``AssertionError``, shown as its message alone) saying that it is not and,
+    if it looks like a known mistake, which; in assessed mode it prints that
+    the answer has the expected form and that this is not a mark.  Anywhere
+    else (the grader's clean process, a plain Python script) it does nothing.
 
     Parameters
     ----------
@@ -234,7 +235,6 @@ def check_answer(name: str, value) -> None:
     --------
     >>> check_answer("corr_gcse", 0.5)   # outside a notebook: no check, no output
     """
-    __tracebackhide__ = True  # noqa: F841 - IPython shows the student's cell, not this function
     if _shell() is None:
         return
     checks = _load()
@@ -260,9 +260,12 @@ def check_answer(name: str, value) -> None:
                "than typing it in.")
 
 
+class AnswerNotRight(AssertionError):
+    """A practice check found the answer wrong (shown as its message alone in a notebook)."""
+
+
 def _not_right(message: str):
-    # The traceback a student sees ends here, one line, after their own cell.
-    raise AssertionError(message)
+    raise AnswerNotRight(message)
 
 
 def _shown(value) -> str:
@@ -290,8 +293,12 @@ def name_hint(name: str, checks: dict | None) -> str:
             f"first. {RECOVER}")
 
 
-def _name_error(shell, etype, value, tb, tb_offset=None):
-    """IPython's handler for a NameError: show what to run (IPython shows what we send)."""
+def _handler(shell, etype, value, tb, tb_offset=None):
+    """IPython's handler for a NameError (what to run) and a wrong answer (the message only)."""
+    if isinstance(value, AnswerNotRight):
+        stb = [f"\x1b[0;31m{etype.__name__}\x1b[0m: {value}"]
+        shell._showtraceback(etype, value, stb)
+        return stb
     name = getattr(value, "name", None)
     checks = _load()
     if name and name in (checks or {}).get("names", {}):
@@ -310,7 +317,7 @@ def _install_name_hints() -> None:
         return
     if shell.custom_exceptions:  # someone else's handler: leave it alone
         return
-    shell.set_custom_exc((NameError,), _name_error)
+    shell.set_custom_exc((NameError, AnswerNotRight), _handler)
     shell._mlm_name_hints = True
 
 
