@@ -5,6 +5,7 @@
 #                the same .venv and run the whole test suite
 # and
 #   make release      - write the student edition to build/student
+#                       (MODE=assessed: practicals with form checks only)
 #   make lab-student  - build it and start JupyterLab on it as students see it
 #   make slides       - render the lectures as slides that open offline (build/slides)
 SHELL := /bin/bash
@@ -52,8 +53,10 @@ $(SLIDES_JS): tools/slides/package.json tools/slides/package-lock.json
 lab: $(STAMP)
 	$(PY) -m coursetools.lab --port $(PORT)
 
+# MODE=practice|assessed generates the practicals in that mode (default: the
+# committed ones, practice mode); see README, "Feedback in the practicals".
 release: $(STAMP)
-	$(PY) -m coursetools.release --out $(RELEASE)
+	$(PY) -m coursetools.release --out $(RELEASE) $(if $(MODE),--mode $(MODE))
 
 lab-student: release
 	$(PY) -m coursetools.lab --student --root $(RELEASE) --port $(PORT)

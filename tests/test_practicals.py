@@ -8,6 +8,11 @@
 * nbgrader's validator passes every solution (hidden tests included) and fails
   every untouched student version; running a solution with our library
   reproduces every lme4 reference answer.
+* The answer checks (answer-checks.json, mlmhelpers.practice): in practice mode
+  a number is called right only within the hidden test's tolerance, likely
+  mistakes get their message, the model answers are right, and nothing in the
+  file gives an answer away; in assessed mode the file has no hashes and the
+  notebook says that passing checks are not marks.
 
 Everything nbgrader writes goes to pytest's temporary folders, never the repo.
 """
@@ -24,7 +29,9 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from coursetools.practicals import ASSIGNMENTS, generate_practicals, load_config
+from coursetools.practicals import (ASSIGNMENTS, CODE_STUB, answer_checks, committed_mode,
+                                    generate_practicals, load_config)
+from mlmhelpers import practice
 
 REPO = Path(__file__).resolve().parents[1]
 FIXTURE = REPO / "tests" / "fixtures" / "practical_reference.json"
@@ -174,20 +181,37 @@ def test_first_answer_of_practical1_is_the_correlation():
 # generated student versions
 # ---------------------------------------------------------------------------
 
+def _comparable(rel, text):
+    """A generated file as data; a notebook without the Python version JupyterLab would write."""
+    data = json.loads(text)
+    if rel.endswith(".ipynb"):
+        data["metadata"].get("language_info", {}).pop("version", None)
+    return data
+
+
 def test_practicals_are_generated_not_edited(tmp_path):
-    """Regenerating practicals/ from solutions/ reproduces the committed files."""
-    made = generate_practicals(root=REPO, output=tmp_path)
+    """Regenerating practicals/ from solutions/ (in its mode) reproduces the committed files."""
+    mode = committed_mode(PRACTICALS)
+    made = generate_practicals(root=REPO, output=tmp_path, mode=mode)
     assert sorted(p.relative_to(tmp_path).as_posix() for p in made) == [
         f"{a}/{a}.ipynb" for a in ASSIGNMENTS]
     committed = sorted(p.relative_to(PRACTICALS).as_posix() for p in PRACTICALS.rglob("*")
                        if p.is_file() and ".ipynb_checkpoints" not in p.parts)
     generated = sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*") if p.is_file())
     assert committed == generated, "practicals/ holds files nbgrader does not generate"
+    assert sum(rel.endswith("answer-checks.json") for rel in generated) == len(ASSIGNMENTS)
     for rel in generated:
-        new = json.loads((tmp_path / rel).read_text())
-        old = json.loads((PRACTICALS / rel).read_text())
+        new = _comparable(rel, (tmp_path / rel).read_text())
+        old = _comparable(rel, (PRACTICALS / rel).read_text())
         assert new == old, (f"practicals/{rel} differs from what nbgrader generates; "
                             "run `python -m coursetools.practicals` and commit the result")
+    # JupyterLab rewrites language_info to the kernel's as it starts: the generated one is
+    # the running Python's, complete, so a notebook opens unmodified on that Python.
+    info = json.loads((tmp_path / made[0].relative_to(tmp_path)).read_text())["metadata"]["language_info"]
+    import platform
+    assert info == {"codemirror_mode": {"name": "ipython", "version": 3}, "file_extension": ".py",
+                    "mimetype": "text/x-python", "name": "python", "nbconvert_exporter": "python",
+                    "pygments_lexer": "ipython3", "version": platform.python_version()}
 
 
 @pytest.mark.parametrize("name", ASSIGNMENTS)
@@ -201,8 +225,161 @@ def test_student_versions_hide_solutions_and_hidden_tests(name):
                 f"practicals/{name} contains the hidden reference value {shown} of {var}")
     nb = nbformat.read(PRACTICALS / name / f"{name}.ipynb", as_version=4)
     stubs = [c for c in nb.cells if _nbgrader(c).get("solution") and c.cell_type == "code"]
-    assert stubs and all("raise NotImplementedError()" in c.source for c in stubs)
+    # an unanswered cell says what to do, not a bare NotImplementedError
+    assert stubs and all(CODE_STUB in c.source for c in stubs)
+    assert "replace this line" in CODE_STUB
     assert all(not c.get("outputs") for c in nb.cells if c.cell_type == "code")
+    assert all("practice" not in c.metadata for c in nb.cells), "mistake values stay with the tutor"
+    # the answer checks hold hashes, never a reference value or a likely mistake's value
+    checks = (PRACTICALS / name / "answer-checks.json").read_text()
+    mistakes = [m["value"] for c in _source(name).cells
+                for ms in c.metadata.get("practice", {}).get("mistakes", {}).values()
+                for m in ms if "value" in m]
+    for value in [const for _, _, const, _ in _hidden_checks(name)] + mistakes:
+        for shown in {f"{value:g}", repr(value), f"{value:.3f}", f"{value:.4g}"}:
+            if abs(value) >= 1e-3 and len(shown.strip("-0.")) >= 3:
+                assert shown not in checks, f"{name}/answer-checks.json shows {shown}"
+
+
+@pytest.mark.parametrize("folder", ["practicals", "solutions"])
+def test_no_nbval_marker_in_student_visible_cells(folder):
+    """nbval's markers belong in cell tags; a `# NBVAL_...` comment would show to students."""
+    for path in sorted((REPO / folder).glob("*/*.ipynb")):
+        for cell in nbformat.read(path, as_version=4).cells:
+            assert "NBVAL_" not in cell.source, f"{path.relative_to(REPO)}: {cell.source[:80]!r}"
+
+
+def test_first_cell_explains_how_to_recover():
+    for name in ASSIGNMENTS:
+        first = nbformat.read(PRACTICALS / name / f"{name}.ipynb", as_version=4).cells[0].source
+        for needed in ("Kernel → Restart", "Run → Run All Above Selected Cell", "200%", "**⋯**"):
+            assert needed in first, (name, needed)
+
+
+def test_every_check_cell_imports_what_it_uses():
+    """A check cell run on its own after a restart fails only for a missing answer, not
+    for a name of its own (np, check_answer); it names its question on its first line."""
+    for name in ASSIGNMENTS:
+        for cell in _grade_test_cells(_source(name)):
+            visible = cell.source.split("### BEGIN HIDDEN TESTS")[0]
+            assert re.match(r"# Question \d+: checks ", visible), visible[:60]
+            assert "import numpy as np" in visible or "np." not in visible
+            assert "from mlmhelpers.practice import check_answer" in visible
+
+
+# ---------------------------------------------------------------------------
+# answer checks
+# ---------------------------------------------------------------------------
+
+def _checks(name):
+    return json.loads((PRACTICALS / name / "answer-checks.json").read_text())
+
+
+@pytest.mark.parametrize("name", ASSIGNMENTS)
+def test_practice_check_is_never_looser_than_the_hidden_test(name):
+    """For every hidden test: numbers well inside its tolerance are right, numbers just
+    outside it are not; a p-value test `p < 1e-10` is mirrored exactly."""
+    if committed_mode(PRACTICALS) != "practice":
+        pytest.skip("practicals/ is in assessed mode")
+    answers = _checks(name)["answers"]
+    for var, kind, const, kw in _hidden_checks(name):
+        entry = answers[var]
+        assert set(entry["right"]) == {"hash", "salt", "scale", "step", "window"}
+        if kind == "below":
+            assert practice.verdict(const / 10, entry)[0] and practice.verdict(0.0, entry)[0]
+            assert not practice.verdict(const * 1.01, entry)[0]
+            continue
+        atol, rtol = kw.get("atol", 1e-8), kw.get("rtol", 1e-5)
+        if atol == 0:
+            inside, outside = [const * 1.04, const / 1.04], [const * 1.051, const * 0.949]
+        else:
+            inside, outside = [const + 0.79 * atol, const - 0.79 * atol], \
+                [const + 1.001 * (atol + rtol * abs(const)), const - 1.001 * (atol + rtol * abs(const))]
+        for x in inside:
+            assert practice.verdict(x, entry) == (True, None), (name, var, x)
+        for x in outside:
+            right, _ = practice.verdict(x, entry)
+            assert not right and abs(x - const) > atol + rtol * abs(const), (name, var, x)
+
+
+def test_spearman_for_pearson_gets_its_own_message():
+    entry = _checks("practical1")["answers"]["corr_gcse"]
+    pearson, spearman = 0.6622476394301268, 0.6841906221281001  # chem97: score with gcsescore
+    assert practice.verdict(pearson, entry) == (True, None)
+    right, message = practice.verdict(spearman, entry)
+    assert not right and "Spearman" in message and "Pearson" in message
+    assert practice.verdict(0.5, entry) == (False, None)
+    # a standard deviation given for a variance is recognised by squaring it
+    var = _checks("practical1")["answers"]["var_school"]
+    right, message = practice.verdict(2.8819 ** 0.5, var)
+    assert not right and "standard deviation" in message
+
+
+def test_check_answer_in_a_notebook(tmp_path, monkeypatch, capsys):
+    """check_answer in a kernel next to answer-checks.json: right, mistake, assessed, missing file."""
+    monkeypatch.setattr(practice, "_shell", lambda: object())
+    monkeypatch.chdir(tmp_path)
+    practice.check_answer("corr_gcse", 0.66)
+    assert "only the form was checked" in capsys.readouterr().out
+    shutil.copy(PRACTICALS / "practical1" / "answer-checks.json", tmp_path)
+    practice.check_answer("corr_gcse", 0.66225)
+    assert "Question 1: corr_gcse is right" in capsys.readouterr().out
+    with pytest.raises(AssertionError, match="Question 1: corr_gcse = 0.684191 is not right: "
+                                             "this looks like Spearman"):
+        practice.check_answer("corr_gcse", 0.684191)
+    with pytest.raises(AssertionError, match="is not right yet"):
+        practice.check_answer("corr_gcse", 0.6)
+    assessed = answer_checks(SOLUTIONS / "practical1" / "practical1.ipynb", "practical1", "assessed")
+    (tmp_path / "answer-checks.json").write_text(json.dumps(assessed))
+    practice.check_answer("corr_gcse", 0.1)
+    assert "This is not a mark" in capsys.readouterr().out
+    # outside IPython (the grader's clean process) it does nothing at all
+    monkeypatch.setattr(practice, "_shell", lambda: None)
+    practice.check_answer("corr_gcse", 0.1)
+    assert capsys.readouterr().out == ""
+
+
+def test_a_missing_variable_names_the_cell_to_run():
+    checks = _checks("practical1")
+    hint = practice.name_hint("chem", checks)
+    assert "`chem` is not defined yet" in hint and "chem = mlm.load_dataset" in hint
+    assert "Run → Run All Above Selected Cell" in hint
+    assert "your answer to Question 5" in practice.name_hint("vpc_school", checks)
+    assert "import numpy as np" in practice.name_hint("np", checks)
+    # the model answer's own helper variables are not listed (they would hint at the answer)
+    assert "x_mean" not in checks["names"] and "fixed0" not in checks["names"]
+
+
+@pytest.mark.slow
+def test_assessed_mode(tmp_path):
+    """--mode assessed: no hashes, and the notebook says passing checks are not marks."""
+    [nb_path] = generate_practicals(root=REPO, output=tmp_path, assignments=["practical1"],
+                                    mode="assessed")
+    checks = json.loads((nb_path.parent / "answer-checks.json").read_text())
+    assert checks["mode"] == "assessed" and '"hash"' not in json.dumps(checks)
+    assert checks["answers"]["corr_gcse"] == {"question": "Question 1"}
+    intro = nbformat.read(nb_path, as_version=4).cells[1].source
+    assert "Passing checks are not marks" in intro and "<!--" not in intro
+    practice_intro = nbformat.read(PRACTICALS / "practical1" / "practical1.ipynb", as_version=4).cells[1].source
+    assert "prints **right**" in practice_intro and "<!--" not in practice_intro
+    # the check cells are the same in both modes (the grader restores them from the gradebook)
+    same = nbformat.read(PRACTICALS / "practical1" / "practical1.ipynb", as_version=4)
+    assert [c.source for c in _grade_test_cells(same)] == \
+        [c.source for c in _grade_test_cells(nbformat.read(nb_path, as_version=4))]
+    with pytest.raises(ValueError, match="mode must be one of"):
+        generate_practicals(root=REPO, output=tmp_path, assignments=["practical1"], mode="exam")
+
+
+def test_docstring_examples():
+    import doctest
+
+    from coursetools import practicals as practicals_module
+
+    for module in (practice, practicals_module):
+        failures, tried = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
+        assert tried > 0 and failures == 0, module.__name__
+
+
 
 
 # ---------------------------------------------------------------------------
@@ -248,6 +425,8 @@ def _run_solution(name, tmp_root):
         nb.cells.append(dump)
         path = work / f"{name}.ipynb"
         nbformat.write(nb, path)
+        # the practice checks run too: every model answer must be "right"
+        shutil.copy2(PRACTICALS / name / "answer-checks.json", work / "answer-checks.json")
         results = _validate(path, _config(tmp_root))
         answers = json.loads((work / "answers.json").read_text())
         printed = (work / "printed.txt").read_text()
@@ -264,10 +443,13 @@ def run_root(tmp_path_factory):
 @pytest.mark.parametrize("name", ASSIGNMENTS)
 def test_solution_passes_validation(name, run_root):
     """nbgrader's validator: every test cell of the solution passes, hidden tests included."""
-    results, _, _ = _run_solution(name, run_root)
+    results, _, printed = _run_solution(name, run_root)
     failed = results.get("failed", [])
     assert results == {}, "solution fails:\n" + "\n\n".join(
         f["source"] + "\n" + f["raw_error"] for f in failed)
+    # with the student version's answer checks beside it, every model answer is "right"
+    for var in _reference()[name]:
+        assert f"{var} is right." in printed, f"{name}: the practice check of {var} did not pass"
 
 
 @pytest.mark.slow
@@ -321,9 +503,31 @@ def test_untouched_student_version_fails_validation(name, tmp_path):
     work = tmp_path / name
     work.mkdir()
     shutil.copy2(PRACTICALS / name / f"{name}.ipynb", work / f"{name}.ipynb")
+    shutil.copy2(PRACTICALS / name / "answer-checks.json", work / "answer-checks.json")
     results = _validate(work / f"{name}.ipynb", _config(tmp_path))
     nb = nbformat.read(work / f"{name}.ipynb", as_version=4)
     failed = {f["source"] for f in results.get("failed", [])}
     # every test cell fails, and every manually graded answer is reported as missing
     expected = {c.source.strip() for c in nb.cells if _nbgrader(c).get("grade")}
     assert failed == expected, "every graded cell of an untouched notebook must fail"
+
+
+@pytest.mark.slow
+def test_release_in_assessed_mode(tmp_path):
+    """`make release MODE=assessed` passes the mode on; the edition's practicals are then
+    generated in it and pass the release's leak check."""
+    import subprocess
+
+    from coursetools.release import main as release_main
+
+    env = {k: v for k, v in __import__("os").environ.items() if not k.startswith("MAKE")}
+    dry = subprocess.run(["make", "-n", "-C", str(REPO), "release", "MODE=assessed"], env=env,
+                         capture_output=True, text=True, check=True).stdout
+    assert "-m coursetools.release --out build/student --mode assessed" in dry, dry
+    out = tmp_path / "student"
+    assert release_main(["--out", str(out), "--mode", "assessed"]) == 0
+    for name in ASSIGNMENTS:
+        checks = json.loads((out / "practicals" / name / "answer-checks.json").read_text())
+        assert checks["mode"] == "assessed" and '"hash"' not in json.dumps(checks)
+        intro = nbformat.read(out / "practicals" / name / f"{name}.ipynb", as_version=4).cells[1].source
+        assert "Passing checks are not marks" in intro

@@ -6,10 +6,34 @@ rubrics, is ``solutions/practicalN/practicalN.ipynb``.  The student version in
 ``generate_assignment`` step and must never be edited by hand.  After changing
 a solution, regenerate the student versions from the repository root with::
 
-    python -m coursetools.practicals
+    python -m coursetools.practicals [--mode practice|assessed]
 
 The generation runs in a temporary copy of the course, so it leaves no
 ``gradebook.db`` or other nbgrader files behind.
+
+Next to each student notebook it writes ``answer-checks.json``, which the check
+cells read through :func:`mlmhelpers.practice.check_answer`.  The tutor picks
+one of two modes (:data:`MODES`):
+
+* ``practice`` (the default): every number a hidden test checks is also
+  checked in the student's own notebook, against a salted hash of the answer
+  rounded on a grid finer than the hidden test's tolerance, so a check says
+  "right" only for a number the hidden test accepts.  Likely mistakes listed in
+  the solution's test cell (cell metadata ``practice.mistakes``: a value, or a
+  ``transform`` of :data:`mlmhelpers.practice.TRANSFORMS` that undoes the
+  mistake, each with a message) get their own message.
+* ``assessed``: the file holds no hashes; the checks test the form only and the
+  notebook says that passing them is not a mark.
+
+In both modes the file also names, for every variable the practical defines,
+the cell that defines it, so that a ``NameError`` says which cell to run.
+
+The student notebook is also made to open unmodified in JupyterLab:
+JupyterLab replaces the notebook's ``language_info`` by the running kernel's
+(which includes the Python version) as soon as the kernel starts, and marks the
+notebook as changed if it differs.  The generated notebook therefore records the
+``language_info`` of the Python that generates it; generate with the Python
+release the students run (the course's environment) and they open clean.
 
 This module also holds :class:`ClearHiddenTestsForFeedback`, the nbgrader
 preprocessor that ``nbgrader_config.py`` adds to feedback generation.
@@ -18,20 +42,48 @@ preprocessor that ``nbgrader_config.py`` adds to feedback generation.
 from __future__ import annotations
 
 import argparse
+import ast
 import contextlib
+import json
 import os
+import platform
+import re
 import shutil
 import sys
 import tempfile
 from pathlib import Path
 
 ASSIGNMENTS = ("practical1", "practical2", "practical3", "practical4")
+#: The two kinds of student version: answer checks against hashes, or form checks only.
+MODES = ("practice", "assessed")
+#: What an unanswered code cell says when it is run (nbgrader's stub, with a message).
+CODE_STUB = ('# YOUR CODE HERE\nraise NotImplementedError("not answered yet: replace this line and '
+             'the one above with your answer, then run the cell")')
+#: The line of a solution's introduction that the student version replaces by the mode's text.
+MODE_MARK = re.compile(r"^<!-- answer checks[^\n]*-->$", re.M)
+MODE_TEXT = {
+    "practice": (
+        "* The cell after each answer checks it. Run it: it prints **right** (\N{CHECK MARK}) when "
+        "your number is the\n  right one, and otherwise stops with a message that says it is not "
+        "right, often with the\n  kind of mistake it looks like. The answers are not in the "
+        "notebook: the check compares a\n  scrambled (hashed) form of your rounded number with "
+        "that of the answer. **Validate** runs\n  every check; it says *Success* only when every "
+        "number is right and every written answer is\n  filled in."),
+    "assessed": (
+        "* The cell after each answer checks only the **form** of your answer (one number, a "
+        "sensible range).\n  **Passing checks are not marks**: this practical is assessed, and "
+        "your tutor's tests check the\n  values when grading. A check that passes, or a *Success* "
+        "from **Validate**, does not mean\n  that the number is right."),
+}
 
 __all__ = [
     "ASSIGNMENTS",
+    "MODES",
     "course_root",
     "load_config",
     "generate_practicals",
+    "answer_checks",
+    "committed_mode",
     "nbgrader_environment",
     "ClearHiddenTestsForFeedback",
 ]
@@ -115,13 +167,14 @@ def nbgrader_environment():
         os.environ["PATH"] = old
 
 
-def generate_practicals(root=None, output=None, assignments=ASSIGNMENTS):
+def generate_practicals(root=None, output=None, assignments=ASSIGNMENTS, mode="practice"):
     """Generate the student versions of the practicals from ``solutions/``.
 
     nbgrader's ``generate_assignment`` runs in a temporary copy of the course
     (source notebooks and ``nbgrader_config.py``), so no gradebook or log is
     written to the repository.  Each ``output/<assignment>/`` folder is then
-    replaced by the freshly generated one.
+    replaced by the freshly generated one, finished by :func:`_finish` (the
+    mode's text, ``answer-checks.json``, the running Python's ``language_info``).
 
     Parameters
     ----------
@@ -131,6 +184,8 @@ def generate_practicals(root=None, output=None, assignments=ASSIGNMENTS):
         Where the student versions go (default: ``root/practicals``).
     assignments : sequence of str
         Which practicals to generate (default: all four).
+    mode : {"practice", "assessed"}
+        Answer checks against hashes (practice) or form checks only (assessed).
 
     Returns
     -------
@@ -148,6 +203,8 @@ def generate_practicals(root=None, output=None, assignments=ASSIGNMENTS):
     from nbgrader.apps import NbGraderAPI
     from nbgrader.coursedir import CourseDirectory
 
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {MODES}, not {mode!r}")
     root = Path(root) if root is not None else course_root()
     output = Path(output) if output is not None else root / "practicals"
     unknown = [a for a in assignments if not (root / "solutions" / a).is_dir()]
@@ -171,6 +228,7 @@ def generate_practicals(root=None, output=None, assignments=ASSIGNMENTS):
         config.CourseDirectory.root = str(tmp)
         config.CourseDirectory.db_url = f"sqlite:///{tmp / 'gradebook.db'}"
         config.Exchange.root = str(tmp / ".exchange")
+        config.ClearSolutions.code_stub = {"python": CODE_STUB}
         coursedir = CourseDirectory(config=config)
         api = NbGraderAPI(coursedir=coursedir, config=config)
         for name in assignments:
@@ -180,12 +238,226 @@ def generate_practicals(root=None, output=None, assignments=ASSIGNMENTS):
                     f"nbgrader could not generate {name}:\n{result.get('log') or result.get('error')}"
                 )
             made = tmp / "practicals" / name
+            _finish(made / f"{name}.ipynb", root / "solutions" / name / f"{name}.ipynb", name, mode)
             target = output / name
             if target.exists():
                 shutil.rmtree(target)
             shutil.copytree(made, target)
             generated.extend(sorted(target.glob("*.ipynb")))
     return generated
+
+
+# ---------------------------------------------------------------------------
+# finishing a student version: mode text, answer checks, language_info
+# ---------------------------------------------------------------------------
+
+_SOLUTION = re.compile(r"### BEGIN SOLUTION\n.*?### END SOLUTION", re.S)
+_HIDDEN = re.compile(r"### BEGIN HIDDEN TESTS\n(.*?)\n### END HIDDEN TESTS", re.S)
+
+
+def _number(node) -> float:
+    if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub):
+        return -_number(node.operand)
+    if isinstance(node, ast.Constant) and isinstance(node.value, (int, float)):
+        return float(node.value)
+    raise ValueError(f"not a literal number: {ast.unparse(node)}")
+
+
+def _hidden_tests(source: str) -> list[tuple[str, dict]]:
+    """(variable, how the grader checks it) for each assert of a hidden-test region."""
+    match = _HIDDEN.search(source)
+    if not match:
+        return []
+    found = []
+    for stmt in ast.parse(match.group(1)).body:
+        test = stmt.test if isinstance(stmt, ast.Assert) else None
+        if isinstance(test, ast.Call) and ast.unparse(test.func) == "np.isclose" \
+                and isinstance(test.args[0], ast.Name):
+            kw = {k.arg: _number(k.value) for k in test.keywords}
+            value = _number(test.args[1])
+            atol, rtol = kw.get("atol", 1e-8), kw.get("rtol", 1e-5)
+            # The check's grid comes from atol alone: with rtol * |value| in it, the grid's
+            # step would give the value away.  atol alone is stricter than the grader.
+            how = ({"value": value, "relative": rtol} if atol == 0
+                   else {"value": value, "tolerance": atol})
+            found.append((test.args[0].id, how))
+        elif (isinstance(test, ast.Compare) and len(test.ops) == 1 and isinstance(test.ops[0], ast.Lt)
+              and isinstance(test.left, ast.Name)):
+            found.append((test.left.id, {"value": 0.0, "below": _number(test.comparators[0])}))
+        else:
+            raise ValueError("a hidden test the answer checks cannot mirror (use "
+                             f"np.isclose(name, value, ...) or name < value): {ast.unparse(stmt)}")
+    return found
+
+
+def _assigned(source: str) -> list[str]:
+    """Names a cell defines at its top level (assignments, imports, functions)."""
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return []
+    names = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
+            names.append(node.id)
+        elif isinstance(node, (ast.FunctionDef, ast.ClassDef)):
+            names.append(node.name)
+        elif isinstance(node, (ast.Import, ast.ImportFrom)):
+            names += [(a.asname or a.name).split(".")[0] for a in node.names]
+    return names
+
+
+def answer_checks(solution, assignment: str, mode: str = "practice") -> dict:
+    """The content of ``answer-checks.json`` for one practical.
+
+    Parameters
+    ----------
+    solution : str, pathlib.Path or nbformat.NotebookNode
+        The source notebook (``solutions/<assignment>/<assignment>.ipynb``).
+    assignment : str
+        Its name (part of every hash's salt).
+    mode : {"practice", "assessed"}
+
+    Returns
+    -------
+    dict
+        ``mode``, ``answers`` (per variable: its question and, in practice mode,
+        the hashed answer and mistakes) and ``names`` (per variable: the cell
+        that defines it).
+
+    Examples
+    --------
+    >>> from coursetools.practicals import answer_checks, course_root
+    >>> checks = answer_checks(course_root() / "solutions/practical1/practical1.ipynb", "practical1")
+    >>> checks["answers"]["corr_gcse"]["question"], sorted(checks["answers"]["corr_gcse"]["right"])
+    ('Question 1', ['hash', 'salt', 'scale', 'step', 'window'])
+    >>> print(checks["names"]["chem"])
+    made by the cell under 'Set-up' that begins `chem = mlm.load_dataset("chem97")`
+    >>> "right" in answer_checks(course_root() / "solutions/practical1/practical1.ipynb",
+    ...                          "practical1", "assessed")["answers"]["corr_gcse"]
+    False
+    """
+    import nbformat
+    from mlmhelpers.practice import answer_spec
+
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {MODES}, not {mode!r}")
+    nb = solution if hasattr(solution, "cells") else nbformat.read(str(solution), as_version=4)
+    answers, names = {}, {}
+    heading, question, last_markdown = "the top of the notebook", None, ""
+    for cell in nb.cells:
+        if cell.cell_type == "markdown":
+            last_markdown = cell.source
+            titles = re.findall(r"^#+\s+(.+?)\s*$", cell.source, re.M)
+            if titles:
+                heading = titles[-1]
+            found = re.findall(r"\*\*Question (\d+)", cell.source)
+            if found:
+                question = f"Question {found[-1]}"
+            continue
+        if cell.cell_type != "code":
+            continue
+        meta = cell.metadata.get("nbgrader", {})
+        if meta.get("grade") and not meta.get("solution"):
+            mistakes = cell.metadata.get("practice", {}).get("mistakes", {})
+            tested = _hidden_tests(cell.source)
+            visible = cell.source.split("### BEGIN HIDDEN TESTS")[0]
+            for name, how in tested:
+                if f'check_answer("{name}", {name})' not in visible:
+                    raise ValueError(f"{assignment}/{meta.get('grade_id')}: the visible test must end "
+                                     f'with check_answer("{name}", {name})')
+                entry = {"question": question or name}
+                if mode == "practice":
+                    kind = {k: how[k] for k in ("tolerance", "relative", "below") if k in how}
+                    entry["right"] = answer_spec(how["value"], salt=f"{assignment}/{name}", **kind)
+                    entry["mistakes"] = []
+                    for i, mistake in enumerate(mistakes.get(name, [])):
+                        if "transform" in mistake:
+                            entry["mistakes"].append({"transform": mistake["transform"],
+                                                      "message": mistake["message"]})
+                        else:
+                            spec = answer_spec(mistake["value"], salt=f"{assignment}/{name}/{i}",
+                                               **kind)
+                            entry["mistakes"].append({**spec, "message": mistake["message"]})
+                answers[name] = entry
+            unknown = set(mistakes) - {n for n, _ in tested}
+            if unknown:
+                raise ValueError(f"{assignment}/{meta.get('grade_id')}: mistakes for {sorted(unknown)}, "
+                                 "which this cell's hidden tests do not check")
+            continue
+        first = next((line.strip() for line in cell.source.splitlines()
+                      if line.strip() and not line.startswith("#")), "")
+        first = first if len(first) <= 60 else first[:57] + "..."
+        if meta.get("solution"):
+            found = re.findall(r"\*\*Question (\d+)", last_markdown)
+            where = (f"your answer to Question {found[-1]}: write it in that question's answer "
+                     "cell and run that cell" if found else
+                     f"made by the cell you complete under '{heading}'")
+        else:
+            where = f"made by the cell under '{heading}' that begins `{first}`"
+        defined = _assigned(cell.source)
+        if meta.get("solution"):
+            # only the names the question asks for, not the model answer's helpers
+            shown = last_markdown + _SOLUTION.sub("", cell.source)
+            defined = [n for n in defined if re.search(rf"\b{re.escape(n)}\b", shown)]
+        for name in defined:
+            names.setdefault(name, where)
+    return {
+        "about": (f"Answer checks of {assignment}.ipynb, written by the course's tools in {mode} "
+                  "mode; read by mlmhelpers.practice.check_answer. Practice mode holds salted "
+                  "hashes of the rounded answers, never the answers. Keep this file next to the "
+                  "notebook."),
+        "mode": mode,
+        "answers": answers,
+        "names": names,
+    }
+
+
+def committed_mode(folder=None) -> str:
+    """The mode the student versions in ``folder`` (default: ``practicals/``) were generated in.
+
+    Examples
+    --------
+    >>> from coursetools.practicals import committed_mode
+    >>> committed_mode()
+    'practice'
+    """
+    folder = Path(folder) if folder is not None else course_root() / "practicals"
+    modes = set()
+    for name in ASSIGNMENTS:
+        path = folder / name / "answer-checks.json"
+        if path.exists():
+            modes.add(json.loads(path.read_text(encoding="utf-8")).get("mode"))
+    if len(modes) != 1:
+        raise ValueError(f"{folder} holds student versions of modes {sorted(map(str, modes))}: "
+                         "regenerate them with python -m coursetools.practicals --mode ...")
+    return modes.pop()
+
+
+def _finish(notebook: Path, solution: Path, assignment: str, mode: str) -> None:
+    """Turn nbgrader's student version into the course's (see the module's docstring)."""
+    import nbformat
+
+    nb = nbformat.read(notebook, as_version=4)
+    marks = 0
+    for cell in nb.cells:
+        cell.metadata.pop("practice", None)  # the mistakes' values stay with the tutor
+        if cell.cell_type == "markdown" and MODE_MARK.search(cell.source):
+            cell.source = MODE_MARK.sub(lambda _: MODE_TEXT[mode], cell.source)
+            marks += 1
+    if marks != 1:
+        raise ValueError(f"{solution}: the introduction needs the line '<!-- answer checks ... -->' "
+                         "once (the student version explains the checks there)")
+    # JupyterLab sets language_info to the kernel's as it starts; equal, it changes nothing.
+    info = nb.metadata.setdefault("language_info", {})
+    info.update({"name": "python", "version": platform.python_version(), "mimetype": "text/x-python",
+                 "codemirror_mode": {"name": "ipython", "version": sys.version_info[0]},
+                 "pygments_lexer": f"ipython{sys.version_info[0]}", "nbconvert_exporter": "python",
+                 "file_extension": ".py"})
+    nbformat.write(nb, notebook)
+    checks = answer_checks(solution, assignment, mode)
+    (notebook.parent / "answer-checks.json").write_text(
+        json.dumps(checks, indent=1, sort_keys=True, ensure_ascii=False) + "\n", encoding="utf-8")
 
 
 def _make_feedback_preprocessor():
@@ -233,9 +505,13 @@ def main(argv=None):
     )
     parser.add_argument("assignments", nargs="*", default=list(ASSIGNMENTS),
                         help="practicals to generate (default: all)")
+    parser.add_argument("--mode", choices=MODES, default="practice",
+                        help="practice (default): each answer is checked against a hash of the "
+                             "right one; assessed: form checks only, and the notebook says that "
+                             "passing checks are not marks")
     args = parser.parse_args(argv)
-    for path in generate_practicals(assignments=args.assignments):
-        print(f"generated {path}")
+    for path in generate_practicals(assignments=args.assignments, mode=args.mode):
+        print(f"generated {path} ({args.mode} mode)")
     return 0
 
 

@@ -26,7 +26,13 @@ hidden-test markers, and fails if it finds one.
 
 Usage::
 
-    python -m coursetools.release [--out build/student]
+    python -m coursetools.release [--out build/student] [--mode practice|assessed]
+
+Without ``--mode`` the edition gets the committed student versions of the
+practicals (``practicals/``, generated in practice mode).  With ``--mode`` they
+are generated afresh from ``solutions/`` in that mode (see
+:mod:`coursetools.practicals`): ``assessed`` for practicals that count towards
+a mark, whose checks test the form only.
 
 ``--out`` is emptied first, except its ``.git`` and ``.venv``: the output
 folder can be a git worktree of the ``student`` branch (see the README, "The
@@ -257,8 +263,12 @@ def _empty(out: Path) -> None:
             child.unlink()
 
 
-def build_edition(out: Path | str = DEFAULT_OUT, repo: Path | str = REPO) -> list[Path]:
+def build_edition(out: Path | str = DEFAULT_OUT, repo: Path | str = REPO,
+                  mode: str | None = None) -> list[Path]:
     """Write the student edition of ``repo`` to ``out``; return the files written.
+
+    ``mode`` (``"practice"`` or ``"assessed"``) generates the practicals afresh
+    in that mode instead of copying the committed ``practicals/``.
 
     Raises ``RuntimeError`` (and leaves the incomplete edition for inspection)
     if a file of the edition shows a model answer, hidden test, rubric or
@@ -278,13 +288,23 @@ def build_edition(out: Path | str = DEFAULT_OUT, repo: Path | str = REPO) -> lis
     if out == repo or repo in out.parents and not out.is_relative_to(repo / "build"):
         raise ValueError(f"write the student edition outside the course's own folders (e.g. "
                          f"{repo / 'build' / 'student'}), not to {out}")
+    if mode is not None:
+        from .practicals import MODES
+        if mode not in MODES:
+            raise ValueError(f"mode must be one of {MODES}, not {mode!r}")
     _empty(out)
     written = []
     for rel in _git_files(repo, SHIPPED):
+        if mode is not None and rel.startswith("practicals/"):
+            continue  # generated below in the tutor's mode
         target = out / rel
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(repo / rel, target)
         written.append(target)
+    if mode is not None:
+        from .practicals import generate_practicals
+        generate_practicals(root=repo, output=out / "practicals", mode=mode)
+        written += [p for p in (out / "practicals").rglob("*") if p.is_file()]
     templates = repo / "tools" / "student-edition"
     for name in STUDENT_FILES:
         shutil.copy2(templates / name, out / name)
@@ -310,9 +330,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT,
                         help=f"output folder (default: {DEFAULT_OUT.relative_to(REPO)}); "
                              "emptied first, except its .git and .venv")
+    parser.add_argument("--mode", choices=("practice", "assessed"), default=None,
+                        help="generate the practicals in this mode (practice: answers checked "
+                             "against hashes; assessed: form checks only); default: copy the "
+                             "committed practicals/ (practice mode)")
     args = parser.parse_args(argv)
     try:
-        files = build_edition(args.out)
+        files = build_edition(args.out, mode=args.mode)
     except (RuntimeError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
