@@ -61,6 +61,27 @@ def test_environment_yml_matches_requirements():
     assert "python=3.11" in (REPO / "environment.yml").read_text()
 
 
+def test_binder_python_is_the_one_the_notebooks_were_saved_with():
+    """JupyterLab rewrites a notebook's language_info when its kernel starts and marks the
+    notebook changed (●) if the Python version differs: Binder's Python must match the
+    version the committed lectures and practicals record, so they open unmodified."""
+    import json
+    import re
+
+    pin = re.search(r"^\s*-\s*python=(\S+)", (REPO / "environment.yml").read_text(), re.M).group(1)
+    notebooks = sorted((REPO / "course").glob("*.ipynb")) + sorted((REPO / "practicals").glob("*/*.ipynb"))
+    assert notebooks
+    versions = {
+        path.relative_to(REPO).as_posix(): json.loads(path.read_text())["metadata"].get("language_info", {}).get("version")
+        for path in notebooks
+    }
+    wrong = {name: version for name, version in versions.items() if version != pin}
+    assert not wrong, (
+        f"environment.yml pins python={pin} but these notebooks were saved with another Python: {wrong}; "
+        "re-execute/regenerate them with that Python or change the pin"
+    )
+
+
 def test_build_backend_is_the_pinned_hatchling():
     pinned = f"hatchling=={_pins(REPO / 'requirements-dev.txt')['hatchling']}"
     for pyproject in (REPO / "pyproject.toml", REPO / "tools" / "pyproject.toml"):
