@@ -5,26 +5,48 @@ fits two-level models the way R's lme4 does and prints them in a form
 students can hold beside R output.
 """
 
-from .data import data_dir, dataset_names, load_dataset
-from .linear import ColumnNotFoundError, SingularFitWarning, fit_mixedlm
-from .results import LinearMixedResults, MixedResults
-from ._format import format_p
-from .tables import (
-    LRTestResult,
-    compare_models,
-    effective_sample_size,
-    fixed_effects,
-    group_effects,
-    lr_test,
-    random_effects,
-    summary,
-    vpc,
-)
-from .plots import plot_caterpillar, plot_group_lines, plot_residuals
-from .binary import LogitMixedResults, fit_logit_mixed, odds_ratios, plot_coefficients
-from .diagrams import plot_classification, plot_hierarchy
-from .widgets import plot_groups, population_vpc, simulate_groups, variance_explorer
-from .style import PALETTE, use_course_style
+import importlib as _importlib
+
+# Names are imported on first use (PEP 562), so `import mlmhelpers.practice` in a
+# practical's check cell, or the grader's clean test process, does not pay for
+# statsmodels and matplotlib.  `from mlmhelpers import *` and tab completion still
+# see every name.
+_LAZY = {
+    "data_dir": "data",
+    "dataset_names": "data",
+    "load_dataset": "data",
+    "ColumnNotFoundError": "linear",
+    "SingularFitWarning": "linear",
+    "fit_mixedlm": "linear",
+    "LinearMixedResults": "results",
+    "MixedResults": "results",
+    "format_p": "_format",
+    "LRTestResult": "tables",
+    "compare_models": "tables",
+    "effective_sample_size": "tables",
+    "fixed_effects": "tables",
+    "group_effects": "tables",
+    "lr_test": "tables",
+    "random_effects": "tables",
+    "summary": "tables",
+    "vpc": "tables",
+    "plot_caterpillar": "plots",
+    "plot_group_lines": "plots",
+    "plot_residuals": "plots",
+    "LogitMixedResults": "binary",
+    "fit_logit_mixed": "binary",
+    "odds_ratios": "binary",
+    "plot_coefficients": "binary",
+    "plot_classification": "diagrams",
+    "plot_hierarchy": "diagrams",
+    "plot_groups": "widgets",
+    "population_vpc": "widgets",
+    "simulate_groups": "widgets",
+    "variance_explorer": "widgets",
+    "PALETTE": "style",
+    "use_course_style": "style",
+}
+
 
 __version__ = "0.1.0"
 
@@ -63,3 +85,16 @@ __all__ = [
     "PALETTE",
     "use_course_style",
 ]
+
+
+def __getattr__(name):
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'mlmhelpers' has no attribute {name!r}")
+    value = getattr(_importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_LAZY))
