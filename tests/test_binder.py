@@ -162,6 +162,14 @@ def test_nbgrader_extensions_for_students(binder):
     assert "validate-assignment" not in disabled
 
 
+def test_widget_state_is_saved_with_the_notebook(binder):
+    """postBuild turns on the widget manager's saveState (JupyterLab's overrides.json of the
+    environment), so a lecture saved after running shows its widgets when reopened."""
+    overrides = binder["bin"].parent / "share" / "jupyter" / "lab" / "settings" / "overrides.json"
+    settings = json.loads(overrides.read_text())
+    assert settings["@jupyter-widgets/jupyterlab-manager:plugin"]["saveState"] is True
+
+
 def test_postbuild_rejects_a_bad_assignment_list_setting(binder):
     """NBGRADER_ASSIGNMENT_LIST is on or off; anything else stops postBuild before it changes anything."""
     bad = subprocess.run([str(binder["repo"] / "postBuild")], cwd=binder["repo"],
