@@ -497,8 +497,7 @@ def _prepare_support(folder: Path) -> None:
 
 def _grade_course(course_dir, assignments, students, timeout, max_time, feedback, csv_path, echo,
                   jobs, unsafe):
-    from concurrent.futures import ThreadPoolExecutor
-    from queue import Queue
+    import multiprocessing
 
     from nbgrader.api import Gradebook
 
@@ -554,52 +553,59 @@ def _grade_course(course_dir, assignments, students, timeout, max_time, feedback
         _prepare_support(support)
         settings = submission.Settings(timeout=cell_timeout, max_time=float(max_time),
                                        unsafe=unsafe, support_dir=support)
-        slots: Queue = Queue()
-        for slot in range(1, jobs + 1):
-            slots.put(slot)
+        setup = dict(course_dir=str(course_dir), timeout=timeout, settings=settings,
+                     staging=str(staging), feedback=feedback)
+        tasks = []
+        for student, assignment in pairs:
+            submitted = Path(coursedir.format_path(coursedir.submitted_directory, student, assignment))
+            seen = answer_state.get(assignment, {}).get(student, {})
+            tasks.append(dict(student=student, assignment=assignment, submitted=str(submitted),
+                              info=infos.get(assignment), setup_error=setup_errors.get(assignment),
+                              previous=previous.get((assignment, student)), seen=seen))
 
-        # Paths are worked out here: the main thread changes coursedir's
-        # attributes (nbgrader's temp_attrs) while the workers run.
-        submitted = {(s, a): Path(coursedir.format_path(coursedir.submitted_directory, s, a))
-                     for s, a in pairs}
+        def finish(task, outcome):
+            result, seen = outcome
+            if seen is not None:
+                answer_state.setdefault(task["assignment"], {})[task["student"]] = seen
+            if unsafe:
+                result.events.append({"kind": submission.UNSAFE, "cell": None,
+                                      "detail": "graded without a sandbox (--unsafe-no-sandbox)"})
+                result.reasons.append("graded WITHOUT a sandbox")
+            results.append(result)
+            echo(result.line(width_s, width_a))
+            _write_json(state_dir / "answers.json", answer_state)
 
-        def work(pair):
-            student, assignment = pair
-            if assignment in setup_errors:
-                return None, {}
-            info = infos[assignment]
-            staged = submission.stage(submitted[pair], staging / student / assignment, student, info)
-            runs = {}
-            if staged.fatal:
-                return staged, runs
-            slot = slots.get()
+        if jobs == 1:
+            # One job: no worker process to start; everything runs here, in order.
+            _worker_start(setup, _SerialLock(), None)
             try:
-                for name, nb in staged.notebooks.items():
-                    runs[name] = submission.execute(nb, info, settings, slot, student)
-                    if runs[name].failure:
-                        break
+                for task in tasks:
+                    finish(task, _worker_grade(task))
             finally:
-                slots.put(slot)
-            return staged, runs
+                _worker_stop()
+        else:
+            # Each worker process runs whole submissions: staging, its sandbox, the
+            # clean tests, nbgrader's autograde and feedback.  Only the gradebook
+            # writes are taken in turn (one lock).
+            from concurrent.futures import ProcessPoolExecutor
 
-        with ThreadPoolExecutor(max_workers=jobs) as pool:
-            for pair, future in zip(pairs, [pool.submit(work, p) for p in pairs]):
-                student, assignment = pair
-                try:
-                    staged, runs = future.result()
-                    result = _grade_one(coursedir, cfg, student, assignment, setup_errors.get(assignment),
-                                        staged, runs, feedback, previous, answer_state, staging)
-                except Exception as err:  # noqa: BLE001 - one submission never stops the others
-                    result = SubmissionResult(student, assignment, FAILED,
-                                              reasons=[f"grading error: {type(err).__name__}: {err}"])
-                    _keep_last_good(result, previous)
-                if unsafe:
-                    result.events.append({"kind": submission.UNSAFE, "cell": None,
-                                          "detail": "graded without a sandbox (--unsafe-no-sandbox)"})
-                    result.reasons.append("graded WITHOUT a sandbox")
-                results.append(result)
-                echo(result.line(width_s, width_a))
-                _write_json(state_dir / "answers.json", answer_state)
+            # Forked, the workers start at once with nbgrader already imported (and
+            # a grading script needs no ``if __name__ == "__main__"`` guard).
+            methods = multiprocessing.get_all_start_methods()
+            context = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
+            slots = context.Queue()
+            for slot in range(1, jobs + 1):
+                slots.put(slot)
+            lock = context.Lock()
+            with ProcessPoolExecutor(max_workers=jobs, mp_context=context, initializer=_worker_start,
+                                     initargs=(setup, lock, slots)) as pool:
+                futures = [pool.submit(_worker_grade, task) for task in tasks]
+                for task, future in zip(tasks, futures):
+                    try:
+                        outcome = future.result()
+                    except Exception as err:  # noqa: BLE001 - a lost worker fails its submission only
+                        outcome = (_failed(task, f"grading error: {type(err).__name__}: {err}"), None)
+                    finish(task, outcome)
 
     _write_csv(results, csv_file, previous)
     _write_report(results, report_file, unsafe)
@@ -608,6 +614,80 @@ def _grade_course(course_dir, assignments, students, timeout, max_time, feedback
          f"{counts[FAILED]} could not be graded. Grades: {csv_file}; report: {report_file}"
          + (f"; feedback: {course_dir / coursedir.feedback_directory}" if feedback else ""))
     return results
+
+
+class _SerialLock:
+    """Stands in for the gradebook lock when there is a single job."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+
+# The state of one grading worker (a process of its own, or the main process
+# with one job): its configuration, sandbox slot and gradebook lock.
+_WORKER: dict = {}
+
+
+def _worker_start(setup: dict, lock, slots) -> None:
+    """Set up a worker: nbgrader's configuration and its own sandbox slot."""
+    import warnings
+
+    warnings.filterwarnings("ignore", message=".*not in session.*")
+    _venv_on_path()
+    cfg = _config(Path(setup["course_dir"]), setup["timeout"])
+    _WORKER.clear()
+    _WORKER.update(setup, cfg=cfg, coursedir=_coursedir(cfg), lock=lock,
+                   slot=1 if slots is None else slots.get())
+
+
+def _worker_stop() -> None:
+    from . import submission
+
+    submission.shutdown_worker()
+    _WORKER.clear()
+
+
+def _failed(task: dict, reason: str) -> SubmissionResult:
+    result = SubmissionResult(task["student"], task["assignment"], FAILED, reasons=[reason])
+    _keep_last_good(result, {(task["assignment"], task["student"]): task["previous"]}
+                    if task["previous"] else {})
+    return result
+
+
+def _worker_grade(task: dict):
+    """Grade one submission from start to end; return (result, its answers' hashes or None)."""
+    from . import submission
+
+    student, assignment = task["student"], task["assignment"]
+    previous = {(assignment, student): task["previous"]} if task["previous"] else {}
+    timings = {}
+    start = time.perf_counter()
+    try:
+        if task["setup_error"]:
+            staged, runs = None, {}
+        else:
+            staged = submission.stage(Path(task["submitted"]), Path(_WORKER["staging"]) / student / assignment,
+                                      student, task["info"])
+            timings["staging"] = time.perf_counter() - start
+            runs = {}
+            if not staged.fatal:
+                for name, nb in staged.notebooks.items():
+                    runs[name] = submission.execute(nb, task["info"], _WORKER["settings"],
+                                                    _WORKER["slot"], student)
+                    if runs[name].failure:
+                        break
+        state = {assignment: {student: dict(task["seen"])}}
+        result = _grade_one(_WORKER["coursedir"], _WORKER["cfg"], student, assignment, task["setup_error"],
+                            staged, runs, _WORKER["feedback"], previous, state,
+                            Path(_WORKER["staging"]), _WORKER["lock"])
+        result.timings.update(timings)
+        seen = state[assignment][student] if result.status != FAILED else None
+    except Exception as err:  # noqa: BLE001 - one submission never stops the others
+        return _failed(task, f"grading error: {type(err).__name__}: {err}"), None
+    return result, seen
 
 
 def _keep_last_good(result: SubmissionResult, previous: dict) -> None:
@@ -621,7 +701,7 @@ def _keep_last_good(result: SubmissionResult, previous: dict) -> None:
 
 
 def _grade_one(coursedir, cfg, student, assignment, setup_error, staged, runs, feedback,
-               previous, answer_state, staging) -> SubmissionResult:
+               previous, answer_state, staging, lock) -> SubmissionResult:
     from nbgrader.api import Gradebook
     from nbgrader.converters import Autograde, GenerateFeedback
     from nbgrader.utils import temp_attrs
@@ -652,27 +732,30 @@ def _grade_one(coursedir, cfg, student, assignment, setup_error, staged, runs, f
     log = _logger()
     for name, run in runs.items():
         _EXECUTED[(student, assignment, name)] = run.notebook
-    try:
-        with temp_attrs(coursedir, assignment_id=assignment, student_id=student,
-                        submitted_directory=str(staging)):
-            app = Autograde(coursedir=coursedir, config=cfg, log=log)
-            app.force = True
-            app.create_student = True
-            out = _run_app(app)
-    finally:
-        for name in runs:
-            _EXECUTED.pop((student, assignment, name), None)
-    result.autograde_seconds += out["seconds"]
-    result.timings["nbgrader autograde"] = out["seconds"]
-    if not out["success"]:
-        result.reasons.append("nbgrader could not autograde it: " + _first_error(out))
-        result.reasons.extend(notes)
-        _keep_last_good(result, previous)
-        return result
-
-    with Gradebook(coursedir.db_url, coursedir.course_id) as gb:
-        cleared = _stale_manual_marks(gb, student, assignment, staged.answers, answer_state)
-        result.score, result.max_score, pending = _scores(gb, student, assignment)
+    waited = time.perf_counter()
+    # The gradebook is written by one worker at a time.
+    with lock:
+        result.timings["waiting for the gradebook"] = time.perf_counter() - waited
+        try:
+            with temp_attrs(coursedir, assignment_id=assignment, student_id=student,
+                            submitted_directory=str(staging)):
+                app = Autograde(coursedir=coursedir, config=cfg, log=log)
+                app.force = True
+                app.create_student = True
+                out = _run_app(app)
+        finally:
+            for name in runs:
+                _EXECUTED.pop((student, assignment, name), None)
+        result.autograde_seconds += out["seconds"]
+        result.timings["nbgrader autograde"] = out["seconds"]
+        if not out["success"]:
+            result.reasons.append("nbgrader could not autograde it: " + _first_error(out))
+            result.reasons.extend(notes)
+            _keep_last_good(result, previous)
+            return result
+        with Gradebook(coursedir.db_url, coursedir.course_id) as gb:
+            cleared = _stale_manual_marks(gb, student, assignment, staged.answers, answer_state)
+            result.score, result.max_score, pending = _scores(gb, student, assignment)
     manual = [f"{e.kind}: {e.detail}" for e in events if e.manual]
     for name in cleared:
         result.events.append({"kind": "answer changed after marking", "cell": name,
