@@ -475,6 +475,10 @@ def execute(nb, info: AssignmentInfo, settings: Settings, slot: int, student: st
         "notebook": sandbox_nb, "captures": captures, "watch": sorted(watch),
         "timeout": int(settings.timeout), "max_output_chars": settings.max_output_chars,
         "max_capture_bytes": settings.max_capture_bytes,
+        # In the sandbox's PID namespace, 1 is bubblewrap's and 2 the runner's parent.
+        "spare_pids": [2],
+        # where capture.py is seen from the notebook's process
+        "grader_dir": None if settings.unsafe else "/grader",
     }
     start = time.perf_counter()
     raw, failure = _run_sandbox(job, info, settings, slot, nb)
@@ -543,12 +547,151 @@ def _environment(venv_bin: str) -> dict[str, str]:
     }
 
 
+def _sandbox_binds(folder: Path, runner_dir: Path, env: dict, settings: Settings, slot: int) -> dict:
+    """What a sandbox sees (read-only) besides the Python environment."""
+    binds = {str(folder): "/job", str(runner_dir): "/grader"}
+    pkg = sandbox.package_dir("mlmhelpers")
+    if pkg is not None and not sandbox._under_site_packages(pkg):
+        binds[str(pkg)] = str(pkg)
+    data = sandbox.course_data_dir()
+    if data is not None:
+        binds[str(data)] = "/coursedata"
+        env["MLM_DATA_DIR"] = "/coursedata"
+    if settings.support_dir is not None:
+        binds.update(sandbox.write_identity(settings.support_dir, slot))
+        mpl = settings.support_dir / "mplcache"
+        if mpl.is_dir():
+            binds[str(mpl)] = "/mplcache"
+            # where the zygote's matplotlib found its font cache, at the same path
+            binds[str(mpl.resolve())] = str(mpl.resolve())
+    return binds
+
+
+class _Zygote:
+    """This worker's preloaded Python (``sandboxed/zygote.py``), used when grading as root.
+
+    It imports the course's libraries once; every submission then runs in a
+    fresh fork of it that enters that submission's own new sandbox and drops
+    every privilege before any student code runs.  Started on first use and
+    again when the course's imports change; when it cannot be used, each
+    notebook runs in a fresh Python in its sandbox instead (slower, as safe).
+    """
+
+    def __init__(self):
+        self.proc = None
+        self.sock = None
+        self.imports: set[str] = set()
+        self.disabled = False
+
+    def get(self, info: AssignmentInfo, settings: Settings):
+        if self.disabled or settings.unsafe or os.geteuid() != 0 or settings.support_dir is None:
+            return None
+        imports = set(info.imports.values())
+        if self.proc is not None and self.proc.poll() is None and imports <= self.imports:
+            return self
+        self.stop()
+        import socket
+
+        venv_bin = str(Path(sys.executable).parent)
+        env = _environment(venv_bin)
+        _sandbox_binds(Path("/nonexistent"), Path("/nonexistent"), env, settings, 0)
+        mpl = settings.support_dir / "mplcache"
+        if mpl.is_dir():
+            env["MPLCONFIGDIR"] = str(mpl.resolve())
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        script = Path(__file__).resolve().parent / "sandboxed" / "zygote.py"
+        try:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-I", str(script), json.dumps(sorted(imports))],
+                stdin=theirs.fileno(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                env=env, cwd="/", start_new_session=True)
+        finally:
+            theirs.close()
+        self.sock = ours
+        ours.settimeout(300)
+        try:
+            ready = ours.recv(16) == b"ready"
+        except OSError:
+            ready = False
+        if not ready:
+            self.stop()
+            self.disabled = True
+            return None
+        self.imports = imports
+        return self
+
+    def run(self, pid: int, out_w: int, err_w: int, slot: int, settings: Settings) -> None:
+        import socket
+        from dataclasses import asdict
+
+        request = {"pid": pid, "cwd": "/submission", "job": "/job/job.json",
+                   "uid": sandbox.sandbox_uid(slot), "limits": asdict(settings.limits)}
+        socket.send_fds(self.sock, [json.dumps(request).encode()], [out_w, err_w])
+
+    def answer(self, timeout: float):
+        """The zygote's report that the run ended, or None if none came in ``timeout`` seconds."""
+        self.sock.settimeout(timeout)
+        try:
+            data = self.sock.recv(1024)
+        except (TimeoutError, OSError):
+            return None
+        return json.loads(data) if data else None
+
+    def stop(self):
+        if self.sock is not None:
+            self.sock.close()
+            self.sock = None
+        if self.proc is not None:
+            _kill(self.proc)
+            self.proc.wait()
+            self.proc = None
+
+
+_ZYGOTE = _Zygote()
+
+
+def _start_holder(binds, env, settings: Settings, slot: int):
+    """A fresh sandbox whose only process waits: the zygote's fork joins it.
+
+    Returns (bwrap process, the process id whose namespaces are the sandbox's).
+    """
+    read_info, write_info = os.pipe()
+    try:
+        cmd = sandbox.sandbox_command(["/bin/sh", "-c", "echo ready; exec sleep infinity"],
+                                      slot=slot, ro_binds=binds, limits=settings.limits, env=env,
+                                      cwd="/submission", info_fd=write_info)
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                                stdin=subprocess.DEVNULL, env={}, start_new_session=True,
+                                pass_fds=(write_info,))
+    finally:
+        os.close(write_info)
+    with os.fdopen(read_info, "rb") as fh:
+        info = b""
+        while b"}" not in info:
+            chunk = fh.read1(4096)
+            if not chunk:
+                break
+            info += chunk
+    ready = proc.stdout.readline().strip() == b"ready"
+    try:
+        pid = int(json.loads(info[:info.index(b"}") + 1])["child-pid"])
+    except (ValueError, KeyError):
+        pid = None
+    if not ready or pid is None:
+        _kill(proc)
+        proc.wait()
+        return None, None
+    return proc, pid
+
+
 def _run_sandbox(job, info, settings: Settings, slot: int, nb):
     """Run the job; return (parsed result, None) or (None, why it failed)."""
     folder = _job_dir(job, info, settings)
     runner_dir = Path(__file__).resolve().parent / "sandboxed"
     venv_bin = str(Path(sys.executable).parent)
     env = _environment(venv_bin)
+    zygote, holder = _ZYGOTE.get(info, settings), None
+    work = None
     try:
         if settings.unsafe:
             work = Path(tempfile.mkdtemp(prefix="coursetools-unsafe-"))
@@ -560,33 +703,34 @@ def _run_sandbox(job, info, settings: Settings, slot: int, nb):
             cmd = [sys.executable, "-I", str(runner_dir / "runner.py"), str(folder / "job.json")]
             cwd = str(work / "cwd")
         else:
-            binds = {str(folder): "/job", str(runner_dir): "/grader"}
-            pkg = sandbox.package_dir("mlmhelpers")
-            if pkg is not None and not sandbox._under_site_packages(pkg):
-                binds[str(pkg)] = str(pkg)
-            data = sandbox.course_data_dir()
-            if data is not None:
-                binds[str(data)] = "/coursedata"
-                env["MLM_DATA_DIR"] = "/coursedata"
-            if settings.support_dir is not None:
-                binds.update(sandbox.write_identity(settings.support_dir, slot))
-                mpl = settings.support_dir / "mplcache"
-                if mpl.is_dir():
-                    binds[str(mpl)] = "/mplcache"
+            binds = _sandbox_binds(folder, runner_dir, env, settings, slot)
+            if zygote is not None:
+                holder, ns_pid = _start_holder(binds, env, settings, slot)
             cmd = sandbox.sandbox_command(
                 [f"{venv_bin}/python", "-I", "/grader/runner.py", "/job/job.json"],
                 slot=slot, ro_binds=binds, limits=settings.limits, env=env, cwd="/submission")
             cwd = None
-            work = None
-        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                stdin=subprocess.DEVNULL, cwd=cwd, env=env if settings.unsafe else {},
-                                start_new_session=True)
+        if holder is not None:
+            out_r, out_w = os.pipe()
+            err_r, err_w = os.pipe()
+            try:
+                zygote.run(ns_pid, out_w, err_w, slot, settings)
+            finally:
+                os.close(out_w)
+                os.close(err_w)
+            proc = holder
+            stdout, stderr = os.fdopen(out_r, "rb"), os.fdopen(err_r, "rb")
+        else:
+            proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                    stdin=subprocess.DEVNULL, cwd=cwd,
+                                    env=env if settings.unsafe else {}, start_new_session=True)
+            stdout, stderr = proc.stdout, proc.stderr
         state = {"cell": None, "stderr": [], "stdout": bytearray(), "too_big": False}
         cap = settings.max_capture_bytes + 64 * 1024 * 1024
 
         def read_out():
             while True:
-                chunk = proc.stdout.read(1 << 20)
+                chunk = stdout.read(1 << 20)
                 if not chunk:
                     return
                 if len(state["stdout"]) + len(chunk) > cap:
@@ -596,7 +740,7 @@ def _run_sandbox(job, info, settings: Settings, slot: int, nb):
                 state["stdout"] += chunk
 
         def read_err():
-            for line in proc.stderr:
+            for line in stderr:
                 text = line[:2000].decode(errors="replace").rstrip()
                 if text.startswith(PROGRESS):
                     try:
@@ -605,24 +749,44 @@ def _run_sandbox(job, info, settings: Settings, slot: int, nb):
                         pass
                 elif len(state["stderr"]) < 40:
                     state["stderr"].append(text)
+                    if text.startswith("zygote: ") and state["cell"] is None:
+                        state["zygote failed"] = True  # before any student code ran
 
         threads = [threading.Thread(target=read_out, daemon=True),
                    threading.Thread(target=read_err, daemon=True)]
         for t in threads:
             t.start()
-        try:
-            proc.wait(timeout=settings.max_time)
-            killed = False
-        except subprocess.TimeoutExpired:
-            killed = True
-            _kill(proc)
-            proc.wait()
+        killed = False
+        if holder is not None:
+            if zygote.answer(settings.max_time) is None:
+                killed = True
+                _kill(holder)
+                if zygote.answer(30) is None:
+                    zygote.stop()
+            _kill(holder)  # ends the sandbox: every process the notebook left behind
+            holder.wait()
+        else:
+            try:
+                proc.wait(timeout=settings.max_time)
+            except subprocess.TimeoutExpired:
+                killed = True
+                _kill(proc)
+                proc.wait()
         for t in threads:
             t.join(timeout=10)
+        if holder is not None:
+            stdout.close()
+            stderr.close()
         if settings.unsafe and work is not None:
             shutil.rmtree(work, ignore_errors=True)
     finally:
         shutil.rmtree(folder, ignore_errors=True)
+    if holder is not None and not killed and state.get("zygote failed"):
+        # The fork could not enter the sandbox: no student code ran.  Run this and
+        # every later notebook of this worker in a fresh Python instead.
+        _ZYGOTE.stop()
+        _ZYGOTE.disabled = True
+        return _run_sandbox(job, info, settings, slot, nb)
     where = _cell_name(nb, state["cell"])
     if killed:
         return None, (f"timeout: autograding took longer than {settings.max_time:g} s and was stopped"
@@ -909,5 +1073,6 @@ _TESTER = _CleanTester()
 
 
 def shutdown_worker() -> None:
-    """Stop this worker's clean test process (it also ends by itself with the worker)."""
+    """Stop this worker's clean test process and zygote (both also end with the worker)."""
     _TESTER.stop()
+    _ZYGOTE.stop()
