@@ -232,6 +232,70 @@ def _apply_results_class():
 _MISMATCH = "coursetools: the notebook graded is not the one run"
 
 
+_ENGINES: dict = {}
+_FEEDBACK_EXPORTER = None
+
+
+def _reuse_within_worker() -> None:
+    """Keep what nbgrader would rebuild for every submission, within one process.
+
+    nbgrader opens a new database engine for each of the dozen gradebook
+    sessions of one autograde (so SQLAlchemy compiles every query again), and
+    the feedback step parses and compiles nbconvert's HTML templates again
+    for every student.  Here one engine per database and process is reused
+    (keyed by process id: a forked worker never uses its parent's
+    connections), and compiled templates are kept in memory (checked against
+    the template's source each time).  The gradebook, its contents and the
+    HTML are the same as without this.
+    """
+    import nbgrader.api as api
+
+    if getattr(api, "_coursetools_reuse", False):
+        return
+    original = api.create_engine
+
+    def create_engine(url, *args, **kwargs):
+        key = (os.getpid(), str(url), repr(args), repr(sorted(kwargs.items())))
+        if key not in _ENGINES:
+            _ENGINES[key] = original(url, *args, **kwargs)
+        return _ENGINES[key]
+
+    api.create_engine = create_engine
+    api._coursetools_reuse = True
+
+
+def _feedback_exporter():
+    """nbconvert's HTML exporter with an in-memory cache of compiled templates."""
+    global _FEEDBACK_EXPORTER
+    if _FEEDBACK_EXPORTER is not None:
+        return _FEEDBACK_EXPORTER
+    import jinja2
+    from nbconvert.exporters import HTMLExporter
+
+    class MemoryBytecodeCache(jinja2.BytecodeCache):
+        def __init__(self):
+            self.store = {}
+
+        def load_bytecode(self, bucket):
+            data = self.store.get(bucket.key)
+            if data is not None:
+                bucket.bytecode_from_string(data)
+
+        def dump_bytecode(self, bucket):
+            self.store[bucket.key] = bucket.bytecode_to_string()
+
+    cache = MemoryBytecodeCache()
+
+    class FeedbackHTMLExporter(HTMLExporter):
+        def _create_environment(self):
+            environment = super()._create_environment()
+            environment.bytecode_cache = cache
+            return environment
+
+    _FEEDBACK_EXPORTER = FeedbackHTMLExporter
+    return _FEEDBACK_EXPORTER
+
+
 def _feedback_config(cfg):
     """Feedback settings: HTML feedback with the hidden tests removed.
 
@@ -243,6 +307,8 @@ def _feedback_config(cfg):
     from traitlets.config import Config
 
     out = Config()
+    if "exporter_class" not in cfg.GenerateFeedback:
+        out.GenerateFeedback.exporter_class = _feedback_exporter()
     out.HTMLExporter.template_name = "feedback"
     # A student's HTML (in a written answer) is shown as text, not run in the browser.
     out.HTMLExporter.sanitize_html = True
@@ -637,6 +703,7 @@ def _worker_start(setup: dict, lock, slots) -> None:
 
     warnings.filterwarnings("ignore", message=".*not in session.*")
     _venv_on_path()
+    _reuse_within_worker()
     cfg = _config(Path(setup["course_dir"]), setup["timeout"])
     _WORKER.clear()
     _WORKER.update(setup, cfg=cfg, coursedir=_coursedir(cfg), lock=lock,

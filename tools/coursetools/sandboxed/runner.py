@@ -317,9 +317,11 @@ def execute(job_path, progress_fd):
 
     sources = {index: snippet(names=names, path=f"{capture_dir}/{index}.json")
                for index, names in captures.items()}
+    # Clock readings (CLOCK_MONOTONIC is the same in every process of the
+    # machine): the grader works out the phases of the run from them.
     timing = {}
     shell, record = _shell()
-    timing["shell_ready"] = time.monotonic() - started
+    timing["at shell ready"] = time.monotonic()
     timeout = float(job["timeout"])
 
     def run(source, index):
@@ -355,19 +357,17 @@ def execute(job_path, progress_fd):
         source = cell.get("source", "")
         source = "".join(source) if isinstance(source, list) else source
         if index in sources:
-            timing[f"capture {index}"] = run(sources[index], index)[1]
+            timing["capturing"] = timing.get("capturing", 0.0) + run(sources[index], index)[1]
             results.append(None)
             continue
         if not source.strip():
             results.append({"execution_count": None, "outputs": []})
             continue
         outputs, elapsed = run(source, index)
-        timing[f"cell {index}"] = elapsed
         results.append({"execution_count": shell.execution_count - 1,
                         "outputs": _limit_outputs(outputs, job["max_output_chars"])})
     sys.stdout, sys.stderr = sys.__stdout__, sys.__stderr__
-    timing["cells_done"] = time.monotonic() - started
-    timing["cpu_seconds"] = time.process_time()
+    timing["at cells done"] = time.monotonic()
 
     values = {}
     try:
@@ -388,6 +388,7 @@ def execute(job_path, progress_fd):
                 values[str(index)] = json.load(fh)
         except (OSError, ValueError):
             values[str(index)] = None
+    timing["at done"] = time.monotonic()
     _emit({"status": "ok", "cell": None, "cells": results, "values": values,
            "leftover": _leftover(job.get("spare_pids", [])), "timing": timing,
            "seconds": time.monotonic() - started})
