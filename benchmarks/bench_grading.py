@@ -37,7 +37,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 NOTEBOOK_TARGET = 30.0
 AUTOGRADE_TARGET = 10.0
-THROUGHPUT_CLASS = 8
+THROUGHPUT_CLASS = 12
 
 
 def _assignments(selected=None) -> list[str]:

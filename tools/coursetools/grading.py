@@ -19,7 +19,11 @@ Put each student's notebooks in ``submitted/<student>/<assignment>/`` (what
 3. runs each copy in its own sandbox (:mod:`coursetools.sandbox`, bubblewrap),
    ``--jobs`` at a time, with the test cells' code removed; a cell that outruns
    ``c.Execute.timeout`` is interrupted, and a wall-clock guard (``--max-time``)
-   kills the sandbox of a submission that still does not finish;
+   kills the sandbox of a submission that still does not finish.  Each job is
+   a worker process of its own that takes its submissions through steps 2-5
+   (only the gradebook writes take turns, under one lock); graded as root, a
+   worker forks each notebook's process from a Python that has the course's
+   libraries loaded (``sandboxed/zygote.py``);
 4. runs the tests in a clean process on the plain values recorded in the
    sandbox (:mod:`coursetools.tester`), and lets nbgrader's own autograde
    steps score the result (so the gradebook and formgrader work as usual);
@@ -146,9 +150,71 @@ def _config(course_dir: Path, timeout: float | None = None):
 
     # Student code never runs in nbgrader's own kernel: the Execute step puts in
     # the outputs computed in the sandbox and the verdicts of the clean test run.
+    from nbgrader.preprocessors import AssignLatePenalties, SaveAutoGrades
+
     steps = cfg.Autograde.get("autograde_preprocessors", Autograde.autograde_preprocessors.default())
-    cfg.Autograde.autograde_preprocessors = [_apply_results_class() if p is Execute else p for p in steps]
+    cfg.Autograde.autograde_preprocessors = [
+        _apply_results_class() if p is Execute
+        else _writes_in_turn(p) if p in (SaveAutoGrades, AssignLatePenalties) else p for p in steps]
     return cfg
+
+
+# Seconds this process waited for its turn to write the gradebook.
+_TURN_WAIT = [0.0]
+_IN_TURN: dict = {}
+
+
+class _GradebookTurn:
+    """This worker's turn to write the gradebook (workers write one at a time).
+
+    SQLite would serialise the writes itself, but two processes that both
+    read and then write can make one of them fail at once ("database is
+    locked"); taking turns avoids that.  Only nbgrader's steps that write
+    (recording the student and submission, saving the scores, late
+    penalties) and the manual-mark bookkeeping take a turn; the rest of
+    autograde and the feedback run in parallel.
+    """
+
+    def __enter__(self):
+        self.lock = _WORKER.get("lock")
+        if self.lock is not None:
+            start = time.perf_counter()
+            self.lock.acquire()
+            _TURN_WAIT[0] += time.perf_counter() - start
+        return self
+
+    def __exit__(self, *exc):
+        if self.lock is not None:
+            self.lock.release()
+        return False
+
+
+def _writes_in_turn(cls):
+    """The nbgrader preprocessor ``cls``, run in this worker's turn to write the gradebook."""
+    if cls not in _IN_TURN:
+        class Step(cls):
+            def preprocess(self, nb, resources):
+                with _GradebookTurn():
+                    return super().preprocess(nb, resources)
+
+        Step.__name__ = Step.__qualname__ = cls.__name__
+        _IN_TURN[cls] = Step
+    return _IN_TURN[cls]
+
+
+def _autograde_class():
+    """nbgrader's Autograde, recording the student and submission in this worker's turn."""
+    if "autograde" not in _IN_TURN:
+        from nbgrader.converters import Autograde
+
+        class InTurn(Autograde):
+            def init_assignment(self, assignment_id, student_id):
+                with _GradebookTurn():
+                    return super().init_assignment(assignment_id, student_id)
+
+        InTurn.__name__ = InTurn.__qualname__ = "Autograde"
+        _IN_TURN["autograde"] = InTurn
+    return _IN_TURN["autograde"]
 
 
 def _venv_on_path() -> None:
@@ -643,7 +709,7 @@ def _grade_course(course_dir, assignments, students, timeout, max_time, feedback
 
         if jobs == 1:
             # One job: no worker process to start; everything runs here, in order.
-            _worker_start(setup, _SerialLock(), None)
+            _worker_start(setup, None, None)
             try:
                 for task in tasks:
                     finish(task, _worker_grade(task))
@@ -652,7 +718,7 @@ def _grade_course(course_dir, assignments, students, timeout, max_time, feedback
         else:
             # Each worker process runs whole submissions: staging, its sandbox, the
             # clean tests, nbgrader's autograde and feedback.  Only the gradebook
-            # writes are taken in turn (one lock).
+            # writes take turns (one lock: _GradebookTurn).
             from concurrent.futures import ProcessPoolExecutor
 
             # Forked, the workers start at once with nbgrader already imported (and
@@ -680,16 +746,6 @@ def _grade_course(course_dir, assignments, students, timeout, max_time, feedback
          f"{counts[FAILED]} could not be graded. Grades: {csv_file}; report: {report_file}"
          + (f"; feedback: {course_dir / coursedir.feedback_directory}" if feedback else ""))
     return results
-
-
-class _SerialLock:
-    """Stands in for the gradebook lock when there is a single job."""
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False
 
 
 # The state of one grading worker (a process of its own, or the main process
@@ -749,7 +805,7 @@ def _worker_grade(task: dict):
         state = {assignment: {student: dict(task["seen"])}}
         result = _grade_one(_WORKER["coursedir"], _WORKER["cfg"], student, assignment, task["setup_error"],
                             staged, runs, _WORKER["feedback"], previous, state,
-                            Path(_WORKER["staging"]), _WORKER["lock"])
+                            Path(_WORKER["staging"]))
         result.timings.update(timings)
         seen = state[assignment][student] if result.status != FAILED else None
     except Exception as err:  # noqa: BLE001 - one submission never stops the others
@@ -768,9 +824,9 @@ def _keep_last_good(result: SubmissionResult, previous: dict) -> None:
 
 
 def _grade_one(coursedir, cfg, student, assignment, setup_error, staged, runs, feedback,
-               previous, answer_state, staging, lock) -> SubmissionResult:
+               previous, answer_state, staging) -> SubmissionResult:
     from nbgrader.api import Gradebook
-    from nbgrader.converters import Autograde, GenerateFeedback
+    from nbgrader.converters import GenerateFeedback
     from nbgrader.utils import temp_attrs
     from traitlets.config import Config
 
@@ -799,30 +855,28 @@ def _grade_one(coursedir, cfg, student, assignment, setup_error, staged, runs, f
     log = _logger()
     for name, run in runs.items():
         _EXECUTED[(student, assignment, name)] = run.notebook
-    waited = time.perf_counter()
-    # The gradebook is written by one worker at a time.
-    with lock:
-        result.timings["waiting for the gradebook"] = time.perf_counter() - waited
-        try:
-            with temp_attrs(coursedir, assignment_id=assignment, student_id=student,
-                            submitted_directory=str(staging)):
-                app = Autograde(coursedir=coursedir, config=cfg, log=log)
-                app.force = True
-                app.create_student = True
-                out = _run_app(app)
-        finally:
-            for name in runs:
-                _EXECUTED.pop((student, assignment, name), None)
-        result.autograde_seconds += out["seconds"]
-        result.timings["nbgrader autograde"] = out["seconds"]
-        if not out["success"]:
-            result.reasons.append("nbgrader could not autograde it: " + _first_error(out))
-            result.reasons.extend(notes)
-            _keep_last_good(result, previous)
-            return result
-        with Gradebook(coursedir.db_url, coursedir.course_id) as gb:
-            cleared = _stale_manual_marks(gb, student, assignment, staged.answers, answer_state)
-            result.score, result.max_score, pending = _scores(gb, student, assignment)
+    waited = _TURN_WAIT[0]
+    try:
+        with temp_attrs(coursedir, assignment_id=assignment, student_id=student,
+                        submitted_directory=str(staging)):
+            app = _autograde_class()(coursedir=coursedir, config=cfg, log=log)
+            app.force = True
+            app.create_student = True
+            out = _run_app(app)
+    finally:
+        for name in runs:
+            _EXECUTED.pop((student, assignment, name), None)
+    result.autograde_seconds += out["seconds"]
+    if not out["success"]:
+        result.reasons.append("nbgrader could not autograde it: " + _first_error(out))
+        result.reasons.extend(notes)
+        _keep_last_good(result, previous)
+        return result
+    with _GradebookTurn(), Gradebook(coursedir.db_url, coursedir.course_id) as gb:
+        cleared = _stale_manual_marks(gb, student, assignment, staged.answers, answer_state)
+        result.score, result.max_score, pending = _scores(gb, student, assignment)
+    result.timings["waiting for the gradebook"] = _TURN_WAIT[0] - waited
+    result.timings["nbgrader autograde"] = out["seconds"] - result.timings["waiting for the gradebook"]
     manual = [f"{e.kind}: {e.detail}" for e in events if e.manual]
     for name in cleared:
         result.events.append({"kind": "answer changed after marking", "cell": name,
