@@ -528,8 +528,11 @@ def _phases(raw: dict, start: float, total: float) -> dict[str, float]:
             or not sent <= stamps["at shell ready"] <= stamps["at cells done"] <= stamps["at done"]:
         return {"sandbox run": total}
     capturing = min(max(stamps.get("capturing", 0.0), 0.0), stamps["at cells done"] - stamps["at shell ready"])
+    preloading = raw.get("_preloading") if isinstance(raw.get("_preloading"), float) else 0.0
     return {
-        "sandbox start": sent - start,
+        # starting this worker's preloaded Python: once per worker, not per submission
+        "worker start": preloading,
+        "sandbox start": sent - start - preloading,
         "runner and shell start": stamps["at shell ready"] - sent,
         "student cells": stamps["at cells done"] - stamps["at shell ready"] - capturing,
         "answer extraction": capturing + stamps["at done"] - stamps["at cells done"],
@@ -710,7 +713,9 @@ def _run_sandbox(job, info, settings: Settings, slot: int, nb):
     runner_dir = Path(__file__).resolve().parent / "sandboxed"
     venv_bin = str(Path(sys.executable).parent)
     env = _environment(venv_bin)
+    preloading = time.monotonic()
     zygote, holder = _ZYGOTE.get(info, settings), None
+    preloading = time.monotonic() - preloading
     work = None
     try:
         if settings.unsafe:
@@ -837,6 +842,7 @@ def _run_sandbox(job, info, settings: Settings, slot: int, nb):
     if status != "ok":
         return None, f"the notebook could not be run ({str(status)[:200]})"
     raw["_sent"] = sent
+    raw["_preloading"] = preloading
     leftover = raw.get("leftover")
     if isinstance(leftover, list) and leftover:
         raw["_leftover"] = [str(x)[:40] for x in leftover[:10]]
