@@ -616,8 +616,11 @@ class _Zygote:
         import socket
 
         venv_bin = str(Path(sys.executable).parent)
+        # The environment every fork starts with (and shows in /proc/self/environ):
+        # the sandbox's own, as for a fresh Python in a sandbox.
         env = _environment(venv_bin)
-        _sandbox_binds(Path("/nonexistent"), Path("/nonexistent"), env, settings, 0)
+        if sandbox.course_data_dir() is not None:
+            env["MLM_DATA_DIR"] = "/coursedata"
         mpl = settings.support_dir / "mplcache"
         if mpl.is_dir():
             env["MPLCONFIGDIR"] = str(mpl.resolve())
@@ -731,9 +734,10 @@ def _run_sandbox(job, info, settings: Settings, slot: int, nb):
             binds = _sandbox_binds(folder, runner_dir, env, settings, slot)
             if zygote is not None:
                 holder, ns_pid = _start_holder(binds, env, settings, slot)
-            cmd = sandbox.sandbox_command(
-                [f"{venv_bin}/python", "-I", "/grader/runner.py", "/job/job.json"],
-                slot=slot, ro_binds=binds, limits=settings.limits, env=env, cwd="/submission")
+            if holder is None:  # a fresh Python in the sandbox
+                cmd = sandbox.sandbox_command(
+                    [f"{venv_bin}/python", "-I", "/grader/runner.py", "/job/job.json"],
+                    slot=slot, ro_binds=binds, limits=settings.limits, env=env, cwd="/submission")
             cwd = None
         if holder is not None:
             out_r, out_w = os.pipe()
