@@ -10,11 +10,13 @@ finishes in minutes (throughput, serial and parallel).
    receives two submissions per practical - ``model`` (the source notebook,
    every answer complete) and ``blank`` (the committed student version,
    untouched) - and ``coursetools.grading.grade_course`` grades them.  The
-   table shows the autograde time (sandbox, kernel start, execution, clean
-   test run, nbgrader saving the grades) and the feedback time per
-   submission, and where the fixed cost of a submission goes (sandbox and
-   runner start, kernel start, the set-up cell's imports).
-3. Throughput: a class of ``THROUGHPUT_CLASS`` copies of practical 1 (half
+   table shows the autograde time (sandbox, execution, clean test run,
+   nbgrader saving the grades) and the feedback time per submission.
+3. The fixed cost of a submission: a class of blank practical 1 notebooks
+   graded with one job, each phase's mean (staging, sandbox start, runner and
+   shell start, the student's cells with the set-up imports, answer
+   extraction, the clean test run, nbgrader's autograde and feedback).
+4. Throughput: a class of ``THROUGHPUT_CLASS`` copies of practical 1 (half
    model answers, half blank) graded with ``--jobs 1`` and with one job per
    core, in submissions per minute.
 
@@ -35,7 +37,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 NOTEBOOK_TARGET = 30.0
 AUTOGRADE_TARGET = 10.0
-THROUGHPUT_CLASS = 8
+THROUGHPUT_CLASS = 12
 
 
 def _assignments(selected=None) -> list[str]:
@@ -76,40 +78,45 @@ def time_autograding(assignments: list[str]):
     return results, total
 
 
-def _fixed_costs() -> dict:
-    """Seconds from sandbox start to kernel ready, and of the set-up cell, for one blank notebook."""
-    from coursetools import grading, submission
-    from nbgrader.api import Gradebook
+# Where the fixed cost of a submission goes, in the order the steps run.
+PHASES = ["staging", "sandbox start", "runner and shell start", "student cells", "answer extraction",
+          "sandbox end", "clean test run", "waiting for the gradebook", "nbgrader autograde", "feedback"]
+FIXED_CLASS = 6
+ONCE = "worker start"  # the worker's preloaded Python: started once per worker and run
+
+
+def _class_course(course: Path, versions: list[str]) -> None:
+    shutil.copy(REPO / "nbgrader_config.py", course)
+    shutil.copytree(REPO / "solutions" / "practical1", course / "solutions" / "practical1")
+    for i, version in enumerate(versions):
+        folder = course / "submitted" / f"s{i:03d}" / "practical1"
+        folder.mkdir(parents=True)
+        shutil.copy(REPO / version / "practical1" / "practical1.ipynb", folder)
+
+
+def fixed_costs() -> tuple[dict, float]:
+    """Seconds per phase of a blank practical 1 (mean over a class of blanks, one job).
+
+    A blank notebook runs the set-up cell, loads the data and fails every
+    answer at once: what is left is the fixed cost of a submission.  Returns
+    (phase -> mean seconds, mean wall-clock seconds per submission).
+    """
+    from coursetools.grading import grade_course
 
     with tempfile.TemporaryDirectory(prefix="bench-fixed-") as tmp:
         course = Path(tmp)
-        shutil.copy(REPO / "nbgrader_config.py", course)
-        shutil.copytree(REPO / "solutions" / "practical1", course / "solutions" / "practical1")
-        grading._venv_on_path()
-        cfg = grading._config(course)
-        coursedir = grading._coursedir(cfg)
-        grading._ensure_in_gradebook(coursedir, cfg, "practical1")
-        with Gradebook(coursedir.db_url, coursedir.course_id) as gb:
-            info = submission.assignment_info(gb, coursedir, "practical1")
-        folder = course / "submitted" / "blank" / "practical1"
-        folder.mkdir(parents=True)
-        shutil.copy(REPO / "practicals" / "practical1" / "practical1.ipynb", folder)
-        staged = submission.stage(folder, course / "staged", "blank", info)
-        support = course / "support"
-        support.mkdir()
-        os.chmod(support, 0o755)
-        grading._prepare_support(support)
-        settings = submission.Settings(timeout=120, max_time=600, support_dir=support)
+        _class_course(course, ["practicals"] * (FIXED_CLASS + 1))
+        # The one-offs (gradebook set-up, starting the worker) are not part of it.
+        grade_course(course, students=["s000"], echo=lambda line: None, jobs=1)
         start = time.perf_counter()
-        run = submission.execute(staged.notebooks["practical1"], info, settings, 1, "blank")
-        total = time.perf_counter() - start
-    timing = run.timing
-    setup = max((v for k, v in timing.items() if k.startswith("cell ")), default=float("nan"))
-    return {"runner and nbclient imported": timing.get("imports_done", float("nan")),
-            "kernel ready": timing.get("kernel_ready", float("nan")),
-            "slowest cell (the set-up imports)": setup,
-            "sandbox total": timing.get("sandbox_total", float("nan")),
-            "with the clean test run": total}
+        results = grade_course(course, students=[f"s{i:03d}" for i in range(1, FIXED_CLASS + 1)],
+                               echo=lambda line: None, jobs=1)
+        wall = (time.perf_counter() - start) / len(results)
+    phases = {}
+    for r in results:
+        for key, value in r.timings.items():
+            phases[key] = phases.get(key, 0.0) + value / len(results)
+    return phases, wall
 
 
 def time_throughput(jobs_list) -> list[tuple[int, int, float]]:
@@ -120,13 +127,8 @@ def time_throughput(jobs_list) -> list[tuple[int, int, float]]:
     for jobs in jobs_list:
         with tempfile.TemporaryDirectory(prefix="bench-throughput-") as tmp:
             course = Path(tmp)
-            shutil.copy(REPO / "nbgrader_config.py", course)
-            shutil.copytree(REPO / "solutions" / "practical1", course / "solutions" / "practical1")
-            for i in range(THROUGHPUT_CLASS):
-                version = "solutions" if i % 2 == 0 else "practicals"
-                folder = course / "submitted" / f"s{i:03d}" / "practical1"
-                folder.mkdir(parents=True)
-                shutil.copy(REPO / version / "practical1" / "practical1.ipynb", folder)
+            _class_course(course, ["solutions" if i % 2 == 0 else "practicals"
+                                   for i in range(THROUGHPUT_CLASS)])
             # The gradebook set-up is a one-off: do it before timing.
             grade_course(course, students=["s000"], echo=lambda line: None, jobs=1)
             start = time.perf_counter()
@@ -161,15 +163,26 @@ def main(argv=None) -> int:
     print(f"Whole run of grade_course for {len(results)} submissions "
           f"(gradebook set-up included): {total:.1f} s")
 
-    print("\nFixed cost of one submission (blank practical 1, seconds since the sandbox started)")
-    for what, seconds in _fixed_costs().items():
-        print(f"  {what:<36}{seconds:>7.2f}")
+    phases, wall = fixed_costs()
+    print(f"\nFixed cost of one submission: a blank practical 1, mean of {FIXED_CLASS}, one job "
+          "(seconds)")
+    once = phases.pop(ONCE, 0.0) * FIXED_CLASS
+    for what in PHASES + sorted(set(phases) - set(PHASES)):
+        if what in phases:
+            print(f"  {what:<30}{phases[what]:>7.2f}")
+    print(f"  {'sum of the phases':<30}{sum(phases.values()):>7.2f}")
+    print(f"  {'wall clock per submission':<30}{wall:>7.2f}  (with the worker start shared out)")
+    print(f"  once per worker and run: starting the Python with the libraries preloaded {once:.2f} s")
 
     cores = os.cpu_count() or 1
     print(f"\nThroughput: {THROUGHPUT_CLASS} submissions of practical1 (half model answers, half blank)")
     print(f"{'jobs':>6}{'seconds':>10}{'submissions/min':>18}")
+    rates = {}
     for jobs, n, seconds in time_throughput(sorted({1, cores})):
-        print(f"{jobs:>6}{seconds:>10.1f}{60 * n / seconds:>18.1f}", flush=True)
+        rates[jobs] = 60 * n / seconds
+        print(f"{jobs:>6}{seconds:>10.1f}{rates[jobs]:>18.1f}", flush=True)
+    if len(rates) > 1:
+        print(f"Parallel speed-up with {cores} jobs: {rates[cores] / rates[1]:.2f}x")
     return 0
 
 

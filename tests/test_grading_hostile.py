@@ -134,6 +134,12 @@ def _reader_code(course: Path) -> str:
                           {TOKEN!r}], start_new_session=True,
                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         print("ENV", dict(os.environ))
+        # what this process may do: user, capabilities, and who started it
+        with open("/proc/self/status") as fh:
+            status = dict(line.rstrip("\\n").split(":\\t", 1) for line in fh if ":\\t" in line)
+        print("STATUS", {{k: status[k] for k in ("Uid", "Gid", "Groups", "CapInh", "CapPrm", "CapEff",
+                                                   "CapBnd", "CapAmb", "NoNewPrivs")}})
+        print("PARENT", os.getppid())
         ''')
 
 
@@ -262,6 +268,32 @@ def test_solutions_and_gradebook_are_out_of_reach(hostile, src):
     assert text.count("BLOCKED") == 3
     kinds = " ".join(e["detail"] for e in _report(course)["reader"]["events"])
     assert "network blocked" in kinds
+
+
+def test_student_code_runs_without_privileges(hostile):
+    """Own user id, no capability left (not even in the bounding set), no_new_privs.
+
+    Graded as root, each notebook runs in a fork of the worker's preloaded
+    Python that entered its sandbox and then dropped root: its parent is
+    outside the sandbox (process id 0 as seen from inside).
+    """
+    import ast
+
+    course, _, _ = hostile
+    nb = nbformat.read(course / "autograded" / "reader" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb", as_version=4)
+    text = "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.outputs)
+    status = ast.literal_eval(re.search(r"STATUS (\{.*?\})\n", text).group(1))
+    for key in ("CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb"):
+        assert int(status[key], 16) == 0, (key, status[key])
+    assert status["NoNewPrivs"].strip() == "1"
+    uids = {int(u) for u in status["Uid"].split()}
+    gids = {int(g) for g in status["Gid"].split()}
+    assert 0 not in uids and 0 not in gids and status["Groups"].strip() in ("", str(min(gids)))
+    if os.geteuid() == 0:
+        from coursetools import sandbox
+
+        assert len(uids) == 1 and sandbox.UID_BASE < uids.pop() <= sandbox.UID_BASE + 2  # --jobs 2
+        assert re.search(r"PARENT (\d+)", text).group(1) == "0"
 
 
 def test_no_student_can_change_another_students_grade(hostile, src):

@@ -19,7 +19,11 @@ Put each student's notebooks in ``submitted/<student>/<assignment>/`` (what
 3. runs each copy in its own sandbox (:mod:`coursetools.sandbox`, bubblewrap),
    ``--jobs`` at a time, with the test cells' code removed; a cell that outruns
    ``c.Execute.timeout`` is interrupted, and a wall-clock guard (``--max-time``)
-   kills the sandbox of a submission that still does not finish;
+   kills the sandbox of a submission that still does not finish.  Each job is
+   a worker process of its own that takes its submissions through steps 2-5
+   (only the gradebook writes take turns, under one lock); graded as root, a
+   worker forks each notebook's process from a Python that has the course's
+   libraries loaded (``sandboxed/zygote.py``);
 4. runs the tests in a clean process on the plain values recorded in the
    sandbox (:mod:`coursetools.tester`), and lets nbgrader's own autograde
    steps score the result (so the gradebook and formgrader work as usual);
@@ -146,9 +150,71 @@ def _config(course_dir: Path, timeout: float | None = None):
 
     # Student code never runs in nbgrader's own kernel: the Execute step puts in
     # the outputs computed in the sandbox and the verdicts of the clean test run.
+    from nbgrader.preprocessors import AssignLatePenalties, SaveAutoGrades
+
     steps = cfg.Autograde.get("autograde_preprocessors", Autograde.autograde_preprocessors.default())
-    cfg.Autograde.autograde_preprocessors = [_apply_results_class() if p is Execute else p for p in steps]
+    cfg.Autograde.autograde_preprocessors = [
+        _apply_results_class() if p is Execute
+        else _writes_in_turn(p) if p in (SaveAutoGrades, AssignLatePenalties) else p for p in steps]
     return cfg
+
+
+# Seconds this process waited for its turn to write the gradebook.
+_TURN_WAIT = [0.0]
+_IN_TURN: dict = {}
+
+
+class _GradebookTurn:
+    """This worker's turn to write the gradebook (workers write one at a time).
+
+    SQLite would serialise the writes itself, but two processes that both
+    read and then write can make one of them fail at once ("database is
+    locked"); taking turns avoids that.  Only nbgrader's steps that write
+    (recording the student and submission, saving the scores, late
+    penalties) and the manual-mark bookkeeping take a turn; the rest of
+    autograde and the feedback run in parallel.
+    """
+
+    def __enter__(self):
+        self.lock = _WORKER.get("lock")
+        if self.lock is not None:
+            start = time.perf_counter()
+            self.lock.acquire()
+            _TURN_WAIT[0] += time.perf_counter() - start
+        return self
+
+    def __exit__(self, *exc):
+        if self.lock is not None:
+            self.lock.release()
+        return False
+
+
+def _writes_in_turn(cls):
+    """The nbgrader preprocessor ``cls``, run in this worker's turn to write the gradebook."""
+    if cls not in _IN_TURN:
+        class Step(cls):
+            def preprocess(self, nb, resources):
+                with _GradebookTurn():
+                    return super().preprocess(nb, resources)
+
+        Step.__name__ = Step.__qualname__ = cls.__name__
+        _IN_TURN[cls] = Step
+    return _IN_TURN[cls]
+
+
+def _autograde_class():
+    """nbgrader's Autograde, recording the student and submission in this worker's turn."""
+    if "autograde" not in _IN_TURN:
+        from nbgrader.converters import Autograde
+
+        class InTurn(Autograde):
+            def init_assignment(self, assignment_id, student_id):
+                with _GradebookTurn():
+                    return super().init_assignment(assignment_id, student_id)
+
+        InTurn.__name__ = InTurn.__qualname__ = "Autograde"
+        _IN_TURN["autograde"] = InTurn
+    return _IN_TURN["autograde"]
 
 
 def _venv_on_path() -> None:
@@ -232,6 +298,70 @@ def _apply_results_class():
 _MISMATCH = "coursetools: the notebook graded is not the one run"
 
 
+_ENGINES: dict = {}
+_FEEDBACK_EXPORTER = None
+
+
+def _reuse_within_worker() -> None:
+    """Keep what nbgrader would rebuild for every submission, within one process.
+
+    nbgrader opens a new database engine for each of the dozen gradebook
+    sessions of one autograde (so SQLAlchemy compiles every query again), and
+    the feedback step parses and compiles nbconvert's HTML templates again
+    for every student.  Here one engine per database and process is reused
+    (keyed by process id: a forked worker never uses its parent's
+    connections), and compiled templates are kept in memory (checked against
+    the template's source each time).  The gradebook, its contents and the
+    HTML are the same as without this.
+    """
+    import nbgrader.api as api
+
+    if getattr(api, "_coursetools_reuse", False):
+        return
+    original = api.create_engine
+
+    def create_engine(url, *args, **kwargs):
+        key = (os.getpid(), str(url), repr(args), repr(sorted(kwargs.items())))
+        if key not in _ENGINES:
+            _ENGINES[key] = original(url, *args, **kwargs)
+        return _ENGINES[key]
+
+    api.create_engine = create_engine
+    api._coursetools_reuse = True
+
+
+def _feedback_exporter():
+    """nbconvert's HTML exporter with an in-memory cache of compiled templates."""
+    global _FEEDBACK_EXPORTER
+    if _FEEDBACK_EXPORTER is not None:
+        return _FEEDBACK_EXPORTER
+    import jinja2
+    from nbconvert.exporters import HTMLExporter
+
+    class MemoryBytecodeCache(jinja2.BytecodeCache):
+        def __init__(self):
+            self.store = {}
+
+        def load_bytecode(self, bucket):
+            data = self.store.get(bucket.key)
+            if data is not None:
+                bucket.bytecode_from_string(data)
+
+        def dump_bytecode(self, bucket):
+            self.store[bucket.key] = bucket.bytecode_to_string()
+
+    cache = MemoryBytecodeCache()
+
+    class FeedbackHTMLExporter(HTMLExporter):
+        def _create_environment(self):
+            environment = super()._create_environment()
+            environment.bytecode_cache = cache
+            return environment
+
+    _FEEDBACK_EXPORTER = FeedbackHTMLExporter
+    return _FEEDBACK_EXPORTER
+
+
 def _feedback_config(cfg):
     """Feedback settings: HTML feedback with the hidden tests removed.
 
@@ -243,6 +373,8 @@ def _feedback_config(cfg):
     from traitlets.config import Config
 
     out = Config()
+    if "exporter_class" not in cfg.GenerateFeedback:
+        out.GenerateFeedback.exporter_class = _feedback_exporter()
     out.HTMLExporter.template_name = "feedback"
     # A student's HTML (in a written answer) is shown as text, not run in the browser.
     out.HTMLExporter.sanitize_html = True
@@ -497,8 +629,7 @@ def _prepare_support(folder: Path) -> None:
 
 def _grade_course(course_dir, assignments, students, timeout, max_time, feedback, csv_path, echo,
                   jobs, unsafe):
-    from concurrent.futures import ThreadPoolExecutor
-    from queue import Queue
+    import multiprocessing
 
     from nbgrader.api import Gradebook
 
@@ -554,52 +685,59 @@ def _grade_course(course_dir, assignments, students, timeout, max_time, feedback
         _prepare_support(support)
         settings = submission.Settings(timeout=cell_timeout, max_time=float(max_time),
                                        unsafe=unsafe, support_dir=support)
-        slots: Queue = Queue()
-        for slot in range(1, jobs + 1):
-            slots.put(slot)
+        setup = dict(course_dir=str(course_dir), timeout=timeout, settings=settings,
+                     staging=str(staging), feedback=feedback)
+        tasks = []
+        for student, assignment in pairs:
+            submitted = Path(coursedir.format_path(coursedir.submitted_directory, student, assignment))
+            seen = answer_state.get(assignment, {}).get(student, {})
+            tasks.append(dict(student=student, assignment=assignment, submitted=str(submitted),
+                              info=infos.get(assignment), setup_error=setup_errors.get(assignment),
+                              previous=previous.get((assignment, student)), seen=seen))
 
-        # Paths are worked out here: the main thread changes coursedir's
-        # attributes (nbgrader's temp_attrs) while the workers run.
-        submitted = {(s, a): Path(coursedir.format_path(coursedir.submitted_directory, s, a))
-                     for s, a in pairs}
+        def finish(task, outcome):
+            result, seen = outcome
+            if seen is not None:
+                answer_state.setdefault(task["assignment"], {})[task["student"]] = seen
+            if unsafe:
+                result.events.append({"kind": submission.UNSAFE, "cell": None,
+                                      "detail": "graded without a sandbox (--unsafe-no-sandbox)"})
+                result.reasons.append("graded WITHOUT a sandbox")
+            results.append(result)
+            echo(result.line(width_s, width_a))
+            _write_json(state_dir / "answers.json", answer_state)
 
-        def work(pair):
-            student, assignment = pair
-            if assignment in setup_errors:
-                return None, {}
-            info = infos[assignment]
-            staged = submission.stage(submitted[pair], staging / student / assignment, student, info)
-            runs = {}
-            if staged.fatal:
-                return staged, runs
-            slot = slots.get()
+        if jobs == 1:
+            # One job: no worker process to start; everything runs here, in order.
+            _worker_start(setup, None, None)
             try:
-                for name, nb in staged.notebooks.items():
-                    runs[name] = submission.execute(nb, info, settings, slot, student)
-                    if runs[name].failure:
-                        break
+                for task in tasks:
+                    finish(task, _worker_grade(task))
             finally:
-                slots.put(slot)
-            return staged, runs
+                _worker_stop()
+        else:
+            # Each worker process runs whole submissions: staging, its sandbox, the
+            # clean tests, nbgrader's autograde and feedback.  Only the gradebook
+            # writes take turns (one lock: _GradebookTurn).
+            from concurrent.futures import ProcessPoolExecutor
 
-        with ThreadPoolExecutor(max_workers=jobs) as pool:
-            for pair, future in zip(pairs, [pool.submit(work, p) for p in pairs]):
-                student, assignment = pair
-                try:
-                    staged, runs = future.result()
-                    result = _grade_one(coursedir, cfg, student, assignment, setup_errors.get(assignment),
-                                        staged, runs, feedback, previous, answer_state, staging)
-                except Exception as err:  # noqa: BLE001 - one submission never stops the others
-                    result = SubmissionResult(student, assignment, FAILED,
-                                              reasons=[f"grading error: {type(err).__name__}: {err}"])
-                    _keep_last_good(result, previous)
-                if unsafe:
-                    result.events.append({"kind": submission.UNSAFE, "cell": None,
-                                          "detail": "graded without a sandbox (--unsafe-no-sandbox)"})
-                    result.reasons.append("graded WITHOUT a sandbox")
-                results.append(result)
-                echo(result.line(width_s, width_a))
-                _write_json(state_dir / "answers.json", answer_state)
+            # Forked, the workers start at once with nbgrader already imported (and
+            # a grading script needs no ``if __name__ == "__main__"`` guard).
+            methods = multiprocessing.get_all_start_methods()
+            context = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
+            slots = context.Queue()
+            for slot in range(1, jobs + 1):
+                slots.put(slot)
+            lock = context.Lock()
+            with ProcessPoolExecutor(max_workers=jobs, mp_context=context, initializer=_worker_start,
+                                     initargs=(setup, lock, slots)) as pool:
+                futures = [pool.submit(_worker_grade, task) for task in tasks]
+                for task, future in zip(tasks, futures):
+                    try:
+                        outcome = future.result()
+                    except Exception as err:  # noqa: BLE001 - a lost worker fails its submission only
+                        outcome = (_failed(task, f"grading error: {type(err).__name__}: {err}"), None)
+                    finish(task, outcome)
 
     _write_csv(results, csv_file, previous)
     _write_report(results, report_file, unsafe)
@@ -608,6 +746,71 @@ def _grade_course(course_dir, assignments, students, timeout, max_time, feedback
          f"{counts[FAILED]} could not be graded. Grades: {csv_file}; report: {report_file}"
          + (f"; feedback: {course_dir / coursedir.feedback_directory}" if feedback else ""))
     return results
+
+
+# The state of one grading worker (a process of its own, or the main process
+# with one job): its configuration, sandbox slot and gradebook lock.
+_WORKER: dict = {}
+
+
+def _worker_start(setup: dict, lock, slots) -> None:
+    """Set up a worker: nbgrader's configuration and its own sandbox slot."""
+    import warnings
+
+    warnings.filterwarnings("ignore", message=".*not in session.*")
+    _venv_on_path()
+    _reuse_within_worker()
+    cfg = _config(Path(setup["course_dir"]), setup["timeout"])
+    _WORKER.clear()
+    _WORKER.update(setup, cfg=cfg, coursedir=_coursedir(cfg), lock=lock,
+                   slot=1 if slots is None else slots.get())
+
+
+def _worker_stop() -> None:
+    from . import submission
+
+    submission.shutdown_worker()
+    _WORKER.clear()
+
+
+def _failed(task: dict, reason: str) -> SubmissionResult:
+    result = SubmissionResult(task["student"], task["assignment"], FAILED, reasons=[reason])
+    _keep_last_good(result, {(task["assignment"], task["student"]): task["previous"]}
+                    if task["previous"] else {})
+    return result
+
+
+def _worker_grade(task: dict):
+    """Grade one submission from start to end; return (result, its answers' hashes or None)."""
+    from . import submission
+
+    student, assignment = task["student"], task["assignment"]
+    previous = {(assignment, student): task["previous"]} if task["previous"] else {}
+    timings = {}
+    start = time.perf_counter()
+    try:
+        if task["setup_error"]:
+            staged, runs = None, {}
+        else:
+            staged = submission.stage(Path(task["submitted"]), Path(_WORKER["staging"]) / student / assignment,
+                                      student, task["info"])
+            timings["staging"] = time.perf_counter() - start
+            runs = {}
+            if not staged.fatal:
+                for name, nb in staged.notebooks.items():
+                    runs[name] = submission.execute(nb, task["info"], _WORKER["settings"],
+                                                    _WORKER["slot"], student)
+                    if runs[name].failure:
+                        break
+        state = {assignment: {student: dict(task["seen"])}}
+        result = _grade_one(_WORKER["coursedir"], _WORKER["cfg"], student, assignment, task["setup_error"],
+                            staged, runs, _WORKER["feedback"], previous, state,
+                            Path(_WORKER["staging"]))
+        result.timings.update(timings)
+        seen = state[assignment][student] if result.status != FAILED else None
+    except Exception as err:  # noqa: BLE001 - one submission never stops the others
+        return _failed(task, f"grading error: {type(err).__name__}: {err}"), None
+    return result, seen
 
 
 def _keep_last_good(result: SubmissionResult, previous: dict) -> None:
@@ -623,7 +826,7 @@ def _keep_last_good(result: SubmissionResult, previous: dict) -> None:
 def _grade_one(coursedir, cfg, student, assignment, setup_error, staged, runs, feedback,
                previous, answer_state, staging) -> SubmissionResult:
     from nbgrader.api import Gradebook
-    from nbgrader.converters import Autograde, GenerateFeedback
+    from nbgrader.converters import GenerateFeedback
     from nbgrader.utils import temp_attrs
     from traitlets.config import Config
 
@@ -652,10 +855,11 @@ def _grade_one(coursedir, cfg, student, assignment, setup_error, staged, runs, f
     log = _logger()
     for name, run in runs.items():
         _EXECUTED[(student, assignment, name)] = run.notebook
+    waited = _TURN_WAIT[0]
     try:
         with temp_attrs(coursedir, assignment_id=assignment, student_id=student,
                         submitted_directory=str(staging)):
-            app = Autograde(coursedir=coursedir, config=cfg, log=log)
+            app = _autograde_class()(coursedir=coursedir, config=cfg, log=log)
             app.force = True
             app.create_student = True
             out = _run_app(app)
@@ -663,16 +867,16 @@ def _grade_one(coursedir, cfg, student, assignment, setup_error, staged, runs, f
         for name in runs:
             _EXECUTED.pop((student, assignment, name), None)
     result.autograde_seconds += out["seconds"]
-    result.timings["nbgrader autograde"] = out["seconds"]
     if not out["success"]:
         result.reasons.append("nbgrader could not autograde it: " + _first_error(out))
         result.reasons.extend(notes)
         _keep_last_good(result, previous)
         return result
-
-    with Gradebook(coursedir.db_url, coursedir.course_id) as gb:
+    with _GradebookTurn(), Gradebook(coursedir.db_url, coursedir.course_id) as gb:
         cleared = _stale_manual_marks(gb, student, assignment, staged.answers, answer_state)
         result.score, result.max_score, pending = _scores(gb, student, assignment)
+    result.timings["waiting for the gradebook"] = _TURN_WAIT[0] - waited
+    result.timings["nbgrader autograde"] = out["seconds"] - result.timings["waiting for the gradebook"]
     manual = [f"{e.kind}: {e.detail}" for e in events if e.manual]
     for name in cleared:
         result.events.append({"kind": "answer changed after marking", "cell": name,

@@ -129,6 +129,7 @@ def sandbox_command(
     limits: Limits,
     env: dict[str, str],
     cwd: str,
+    info_fd: int | None = None,
 ) -> list[str]:
     """The command line that runs ``argv`` in a fresh sandbox.
 
@@ -158,6 +159,8 @@ def sandbox_command(
         "--unshare-ipc", "--unshare-pid", "--unshare-net", "--unshare-uts", "--unshare-cgroup-try",
         "--die-with-parent", "--new-session", "--hostname", "sandbox",
     ]
+    if info_fd is not None:  # bwrap writes the sandbox's process id there
+        cmd += ["--info-fd", str(info_fd)]
     if privileged:
         cmd += ["--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID"]
     else:

@@ -475,17 +475,18 @@ def execute(nb, info: AssignmentInfo, settings: Settings, slot: int, student: st
         "notebook": sandbox_nb, "captures": captures, "watch": sorted(watch),
         "timeout": int(settings.timeout), "max_output_chars": settings.max_output_chars,
         "max_capture_bytes": settings.max_capture_bytes,
+        # In the sandbox's PID namespace, 1 is bubblewrap's and 2 the runner's parent.
+        "spare_pids": [2],
+        # where capture.py is seen from the notebook's process
+        "grader_dir": None if settings.unsafe else "/grader",
     }
-    start = time.perf_counter()
+    start = time.monotonic()
     raw, failure = _run_sandbox(job, info, settings, slot, nb)
-    result.seconds = time.perf_counter() - start
+    result.seconds = time.monotonic() - start
     if failure:
         result.failure = failure
         return result
-    if isinstance(raw.get("timing"), dict):
-        result.timing = {k: float(v) for k, v in raw["timing"].items()
-                         if isinstance(k, str) and isinstance(v, (int, float))}
-    result.timing["sandbox_total"] = result.seconds
+    result.timing = _phases(raw, start, result.seconds)
     try:
         executed = _merge_outputs(nb, raw, tests, result, settings.max_output_chars)
     except ValueError as err:
@@ -511,6 +512,32 @@ def execute(nb, info: AssignmentInfo, settings: Settings, slot: int, student: st
             traceback=[str(t)[:2000] for t in verdict.get("traceback", [])][:50])]
     result.notebook = executed
     return result
+
+
+def _phases(raw: dict, start: float, total: float) -> dict[str, float]:
+    """Seconds of each phase of a sandbox run (for the report and ``make bench``).
+
+    Worked out from clock readings taken here and in the sandbox; they only
+    describe the run, nothing depends on them.
+    """
+    got = raw.get("timing") if isinstance(raw.get("timing"), dict) else {}
+    stamps = {k: float(v) for k, v in got.items() if isinstance(v, (int, float)) and v == v}
+    sent = raw.get("_sent")
+    keys = ("at shell ready", "at cells done", "at done")
+    if not isinstance(sent, float) or not all(k in stamps for k in keys) \
+            or not sent <= stamps["at shell ready"] <= stamps["at cells done"] <= stamps["at done"]:
+        return {"sandbox run": total}
+    capturing = min(max(stamps.get("capturing", 0.0), 0.0), stamps["at cells done"] - stamps["at shell ready"])
+    preloading = raw.get("_preloading") if isinstance(raw.get("_preloading"), float) else 0.0
+    return {
+        # starting this worker's preloaded Python: once per worker, not per submission
+        "worker start": preloading,
+        "sandbox start": sent - start - preloading,
+        "runner and shell start": stamps["at shell ready"] - sent,
+        "student cells": stamps["at cells done"] - stamps["at shell ready"] - capturing,
+        "answer extraction": capturing + stamps["at done"] - stamps["at cells done"],
+        "sandbox end": start + total - stamps["at done"],
+    }
 
 
 def _job_dir(job: dict, info: AssignmentInfo, settings: Settings) -> Path:
@@ -543,12 +570,156 @@ def _environment(venv_bin: str) -> dict[str, str]:
     }
 
 
+def _sandbox_binds(folder: Path, runner_dir: Path, env: dict, settings: Settings, slot: int) -> dict:
+    """What a sandbox sees (read-only) besides the Python environment."""
+    binds = {str(folder): "/job", str(runner_dir): "/grader"}
+    pkg = sandbox.package_dir("mlmhelpers")
+    if pkg is not None and not sandbox._under_site_packages(pkg):
+        binds[str(pkg)] = str(pkg)
+    data = sandbox.course_data_dir()
+    if data is not None:
+        binds[str(data)] = "/coursedata"
+        env["MLM_DATA_DIR"] = "/coursedata"
+    if settings.support_dir is not None:
+        binds.update(sandbox.write_identity(settings.support_dir, slot))
+        mpl = settings.support_dir / "mplcache"
+        if mpl.is_dir():
+            binds[str(mpl)] = "/mplcache"
+            # where the zygote's matplotlib found its font cache, at the same path
+            binds[str(mpl.resolve())] = str(mpl.resolve())
+    return binds
+
+
+class _Zygote:
+    """This worker's preloaded Python (``sandboxed/zygote.py``), used when grading as root.
+
+    It imports the course's libraries once; every submission then runs in a
+    fresh fork of it that enters that submission's own new sandbox and drops
+    every privilege before any student code runs.  Started on first use and
+    again when the course's imports change; when it cannot be used, each
+    notebook runs in a fresh Python in its sandbox instead (slower, as safe).
+    """
+
+    def __init__(self):
+        self.proc = None
+        self.sock = None
+        self.imports: set[str] = set()
+        self.disabled = False
+
+    def get(self, info: AssignmentInfo, settings: Settings):
+        if self.disabled or settings.unsafe or os.geteuid() != 0 or settings.support_dir is None:
+            return None
+        imports = set(info.imports.values())
+        if self.proc is not None and self.proc.poll() is None and imports <= self.imports:
+            return self
+        self.stop()
+        import socket
+
+        venv_bin = str(Path(sys.executable).parent)
+        # The environment every fork starts with (and shows in /proc/self/environ):
+        # the sandbox's own, as for a fresh Python in a sandbox.
+        env = _environment(venv_bin)
+        if sandbox.course_data_dir() is not None:
+            env["MLM_DATA_DIR"] = "/coursedata"
+        mpl = settings.support_dir / "mplcache"
+        if mpl.is_dir():
+            env["MPLCONFIGDIR"] = str(mpl.resolve())
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        script = Path(__file__).resolve().parent / "sandboxed" / "zygote.py"
+        try:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-I", str(script), json.dumps(sorted(imports))],
+                stdin=theirs.fileno(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                env=env, cwd="/", start_new_session=True)
+        finally:
+            theirs.close()
+        self.sock = ours
+        ours.settimeout(300)
+        try:
+            ready = ours.recv(16) == b"ready"
+        except OSError:
+            ready = False
+        if not ready:
+            self.stop()
+            self.disabled = True
+            return None
+        self.imports = imports
+        return self
+
+    def run(self, pid: int, out_w: int, err_w: int, slot: int, settings: Settings) -> None:
+        import socket
+        from dataclasses import asdict
+
+        request = {"pid": pid, "cwd": "/submission", "job": "/job/job.json",
+                   "uid": sandbox.sandbox_uid(slot), "limits": asdict(settings.limits)}
+        socket.send_fds(self.sock, [json.dumps(request).encode()], [out_w, err_w])
+
+    def answer(self, timeout: float):
+        """The zygote's report that the run ended, or None if none came in ``timeout`` seconds."""
+        self.sock.settimeout(timeout)
+        try:
+            data = self.sock.recv(1024)
+        except (TimeoutError, OSError):
+            return None
+        return json.loads(data) if data else None
+
+    def stop(self):
+        if self.sock is not None:
+            self.sock.close()
+            self.sock = None
+        if self.proc is not None:
+            _kill(self.proc)
+            self.proc.wait()
+            self.proc = None
+
+
+_ZYGOTE = _Zygote()
+
+
+def _start_holder(binds, env, settings: Settings, slot: int):
+    """A fresh sandbox whose only process waits: the zygote's fork joins it.
+
+    Returns (bwrap process, the process id whose namespaces are the sandbox's).
+    """
+    read_info, write_info = os.pipe()
+    try:
+        cmd = sandbox.sandbox_command(["/bin/sh", "-c", "echo ready; exec sleep infinity"],
+                                      slot=slot, ro_binds=binds, limits=settings.limits, env=env,
+                                      cwd="/submission", info_fd=write_info)
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                                stdin=subprocess.DEVNULL, env={}, start_new_session=True,
+                                pass_fds=(write_info,))
+    finally:
+        os.close(write_info)
+    with os.fdopen(read_info, "rb") as fh:
+        info = b""
+        while b"}" not in info:
+            chunk = fh.read1(4096)
+            if not chunk:
+                break
+            info += chunk
+    ready = proc.stdout.readline().strip() == b"ready"
+    try:
+        pid = int(json.loads(info[:info.index(b"}") + 1])["child-pid"])
+    except (ValueError, KeyError):
+        pid = None
+    if not ready or pid is None:
+        _kill(proc)
+        proc.wait()
+        return None, None
+    return proc, pid
+
+
 def _run_sandbox(job, info, settings: Settings, slot: int, nb):
     """Run the job; return (parsed result, None) or (None, why it failed)."""
     folder = _job_dir(job, info, settings)
     runner_dir = Path(__file__).resolve().parent / "sandboxed"
     venv_bin = str(Path(sys.executable).parent)
     env = _environment(venv_bin)
+    preloading = time.monotonic()
+    zygote, holder = _ZYGOTE.get(info, settings), None
+    preloading = time.monotonic() - preloading
+    work = None
     try:
         if settings.unsafe:
             work = Path(tempfile.mkdtemp(prefix="coursetools-unsafe-"))
@@ -560,33 +731,37 @@ def _run_sandbox(job, info, settings: Settings, slot: int, nb):
             cmd = [sys.executable, "-I", str(runner_dir / "runner.py"), str(folder / "job.json")]
             cwd = str(work / "cwd")
         else:
-            binds = {str(folder): "/job", str(runner_dir): "/grader"}
-            pkg = sandbox.package_dir("mlmhelpers")
-            if pkg is not None and not sandbox._under_site_packages(pkg):
-                binds[str(pkg)] = str(pkg)
-            data = sandbox.course_data_dir()
-            if data is not None:
-                binds[str(data)] = "/coursedata"
-                env["MLM_DATA_DIR"] = "/coursedata"
-            if settings.support_dir is not None:
-                binds.update(sandbox.write_identity(settings.support_dir, slot))
-                mpl = settings.support_dir / "mplcache"
-                if mpl.is_dir():
-                    binds[str(mpl)] = "/mplcache"
-            cmd = sandbox.sandbox_command(
-                [f"{venv_bin}/python", "-I", "/grader/runner.py", "/job/job.json"],
-                slot=slot, ro_binds=binds, limits=settings.limits, env=env, cwd="/submission")
+            binds = _sandbox_binds(folder, runner_dir, env, settings, slot)
+            if zygote is not None:
+                holder, ns_pid = _start_holder(binds, env, settings, slot)
+            if holder is None:  # a fresh Python in the sandbox
+                cmd = sandbox.sandbox_command(
+                    [f"{venv_bin}/python", "-I", "/grader/runner.py", "/job/job.json"],
+                    slot=slot, ro_binds=binds, limits=settings.limits, env=env, cwd="/submission")
             cwd = None
-            work = None
-        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                stdin=subprocess.DEVNULL, cwd=cwd, env=env if settings.unsafe else {},
-                                start_new_session=True)
+        if holder is not None:
+            out_r, out_w = os.pipe()
+            err_r, err_w = os.pipe()
+            try:
+                sent = time.monotonic()
+                zygote.run(ns_pid, out_w, err_w, slot, settings)
+            finally:
+                os.close(out_w)
+                os.close(err_w)
+            proc = holder
+            stdout, stderr = os.fdopen(out_r, "rb"), os.fdopen(err_r, "rb")
+        else:
+            sent = time.monotonic()
+            proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                    stdin=subprocess.DEVNULL, cwd=cwd,
+                                    env=env if settings.unsafe else {}, start_new_session=True)
+            stdout, stderr = proc.stdout, proc.stderr
         state = {"cell": None, "stderr": [], "stdout": bytearray(), "too_big": False}
         cap = settings.max_capture_bytes + 64 * 1024 * 1024
 
         def read_out():
             while True:
-                chunk = proc.stdout.read(1 << 20)
+                chunk = stdout.read(1 << 20)
                 if not chunk:
                     return
                 if len(state["stdout"]) + len(chunk) > cap:
@@ -596,7 +771,7 @@ def _run_sandbox(job, info, settings: Settings, slot: int, nb):
                 state["stdout"] += chunk
 
         def read_err():
-            for line in proc.stderr:
+            for line in stderr:
                 text = line[:2000].decode(errors="replace").rstrip()
                 if text.startswith(PROGRESS):
                     try:
@@ -605,24 +780,44 @@ def _run_sandbox(job, info, settings: Settings, slot: int, nb):
                         pass
                 elif len(state["stderr"]) < 40:
                     state["stderr"].append(text)
+                    if text.startswith("zygote: ") and state["cell"] is None:
+                        state["zygote failed"] = True  # before any student code ran
 
         threads = [threading.Thread(target=read_out, daemon=True),
                    threading.Thread(target=read_err, daemon=True)]
         for t in threads:
             t.start()
-        try:
-            proc.wait(timeout=settings.max_time)
-            killed = False
-        except subprocess.TimeoutExpired:
-            killed = True
-            _kill(proc)
-            proc.wait()
+        killed = False
+        if holder is not None:
+            if zygote.answer(settings.max_time) is None:
+                killed = True
+                _kill(holder)
+                if zygote.answer(30) is None:
+                    zygote.stop()
+            _kill(holder)  # ends the sandbox: every process the notebook left behind
+            holder.wait()
+        else:
+            try:
+                proc.wait(timeout=settings.max_time)
+            except subprocess.TimeoutExpired:
+                killed = True
+                _kill(proc)
+                proc.wait()
         for t in threads:
             t.join(timeout=10)
+        if holder is not None:
+            stdout.close()
+            stderr.close()
         if settings.unsafe and work is not None:
             shutil.rmtree(work, ignore_errors=True)
     finally:
         shutil.rmtree(folder, ignore_errors=True)
+    if holder is not None and not killed and state.get("zygote failed"):
+        # The fork could not enter the sandbox: no student code ran.  Run this and
+        # every later notebook of this worker in a fresh Python instead.
+        _ZYGOTE.stop()
+        _ZYGOTE.disabled = True
+        return _run_sandbox(job, info, settings, slot, nb)
     where = _cell_name(nb, state["cell"])
     if killed:
         return None, (f"timeout: autograding took longer than {settings.max_time:g} s and was stopped"
@@ -650,6 +845,8 @@ def _run_sandbox(job, info, settings: Settings, slot: int, nb):
                       "(it catches KeyboardInterrupt)")
     if status != "ok":
         return None, f"the notebook could not be run ({str(status)[:200]})"
+    raw["_sent"] = sent
+    raw["_preloading"] = preloading
     leftover = raw.get("leftover")
     if isinstance(leftover, list) and leftover:
         raw["_leftover"] = [str(x)[:40] for x in leftover[:10]]
@@ -828,20 +1025,87 @@ def _run_tests(nb, tests, needs, values, info: AssignmentInfo, settings: Setting
                           "values": entry if isinstance(entry, dict) else None})
     job = {"imports": [info.imports[n] for n in sorted(used)], "tests": job_tests,
            "timeout": max(10, int(settings.timeout))}
-    tester = Path(__file__).resolve().parent / "tester.py"
-    env = {"PATH": "/usr/bin:/bin", "HOME": tempfile.gettempdir(), "LANG": "C.UTF-8",
-           "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MPLBACKEND": "agg"}
-    cmd = [sys.executable, "-I", str(tester)]
-    if not settings.unsafe and shutil.which("prlimit"):
-        cmd = ["prlimit", f"--as={settings.limits.memory_mb * 1024 * 1024}", "--"] + cmd
-    try:
-        proc = subprocess.run(cmd, input=json.dumps(job).encode(), capture_output=True, env=env,
-                              timeout=max(120, 5 * settings.timeout), cwd=tempfile.gettempdir())
-    except subprocess.TimeoutExpired:
-        return "the tests took too long on this submission's values"
-    try:
-        out = json.loads(proc.stdout)
-        return out["verdicts"]
-    except (ValueError, KeyError, TypeError):
-        return ("the tests could not be run: "
-                + (proc.stderr.decode(errors="replace").strip().splitlines() or ["no output"])[-1][:200])
+    out = _TESTER.ask(job, settings, timeout=max(120, 5 * settings.timeout))
+    if isinstance(out, str):
+        return out
+    verdicts = out.get("verdicts")
+    if not isinstance(verdicts, dict):
+        return "the tests could not be run: " + str(out.get("error", "no verdicts"))[:200]
+    return verdicts
+
+
+class _CleanTester:
+    """One clean test process (:mod:`coursetools.tester`), reused for a worker's submissions.
+
+    It holds numpy and pandas, the course's imports and, for each job, only
+    the plain values a sandbox recorded: no student code runs in it.  It is
+    started again after a job it does not answer in time or at all.
+    """
+
+    def __init__(self):
+        self.proc = None
+        self.errors = None
+        self.lock = threading.Lock()
+
+    def _start(self, settings: Settings):
+        tester = Path(__file__).resolve().parent / "tester.py"
+        env = {"PATH": "/usr/bin:/bin", "HOME": tempfile.gettempdir(), "LANG": "C.UTF-8",
+               "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "MPLBACKEND": "agg"}
+        cmd = [sys.executable, "-I", str(tester), "--serve"]
+        if not settings.unsafe and shutil.which("prlimit"):
+            cmd = ["prlimit", f"--as={settings.limits.memory_mb * 1024 * 1024}", "--"] + cmd
+        self.errors = tempfile.TemporaryFile()
+        self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     stderr=self.errors, env=env, cwd=tempfile.gettempdir())
+
+    def stop(self):
+        if self.proc is not None:
+            _kill(self.proc)
+            self.proc.wait()
+            self.proc = None
+        if self.errors is not None:
+            self.errors.close()
+            self.errors = None
+
+    def ask(self, job: dict, settings: Settings, timeout: float):
+        """The tester's answer to ``job`` (a dict), or why there is none (a str)."""
+        with self.lock:
+            if self.proc is None or self.proc.poll() is not None:
+                self.stop()
+                self._start(settings)
+            answer = []
+
+            def read():
+                answer.append(self.proc.stdout.readline())
+
+            try:
+                self.proc.stdin.write(json.dumps(job).encode() + b"\n")
+                self.proc.stdin.flush()
+            except OSError:
+                pass
+            reader = threading.Thread(target=read, daemon=True)
+            reader.start()
+            reader.join(timeout)
+            if reader.is_alive():
+                self.stop()
+                return "the tests took too long on this submission's values"
+            try:
+                out = json.loads(answer[0])
+                if not isinstance(out, dict):
+                    raise ValueError
+                return out
+            except (ValueError, IndexError):
+                self.errors.seek(0)
+                last = (self.errors.read()[-4000:].decode(errors="replace").strip().splitlines()
+                        or ["no output"])[-1][:200]
+                self.stop()
+                return "the tests could not be run: " + last
+
+
+_TESTER = _CleanTester()
+
+
+def shutdown_worker() -> None:
+    """Stop this worker's clean test process and zygote (both also end with the worker)."""
+    _TESTER.stop()
+    _ZYGOTE.stop()

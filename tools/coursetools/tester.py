@@ -9,6 +9,12 @@ values are rebuilt as plain Python, numpy and pandas objects by
 student defined (a float subclass, a patched ``np.isclose``, a redefined
 ``abs``, an IPython input transformer or event hook) exists in this process.
 The verdict of every test is printed as JSON on stdout.
+
+With ``--serve`` the process answers one job per line of stdin with one line
+of stdout, so a grading worker starts numpy and pandas once rather than once
+per submission.  Sharing it between submissions is safe because no student
+code ever runs here: a submission contributes only plain values, rebuilt by
+:func:`decode`, and each test runs in a namespace of its own.
 """
 
 from __future__ import annotations
@@ -197,6 +203,18 @@ def run(job: dict) -> dict:
 
 
 def main() -> int:
+    if "--serve" in sys.argv[1:]:
+        import numpy  # noqa: F401 - loaded once for every job that follows
+        import pandas  # noqa: F401
+
+        for line in sys.stdin:
+            try:
+                out = run(json.loads(line))
+            except Exception as err:  # noqa: BLE001 - a malformed job gets an answer, not a hang
+                out = {"error": f"{type(err).__name__}: {err}"[:300]}
+            sys.stdout.write(json.dumps(out) + "\n")
+            sys.stdout.flush()
+        return 0
     job = json.load(sys.stdin)
     json.dump(run(job), sys.stdout)
     return 0
