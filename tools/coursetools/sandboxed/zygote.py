@@ -113,6 +113,19 @@ def _drop(request):
         raise RuntimeError("could not drop privileges; not running the notebook")
 
 
+def _load_lazy_names():
+    """Packages that import their public names on first use (PEP 562 ``__getattr__``,
+    as mlmhelpers does) would load them in every fork: load them here, once."""
+    for module in list(sys.modules.values()):
+        if getattr(module, "__getattr__", None) is None or not isinstance(getattr(module, "__all__", None), (list, tuple)):
+            continue
+        for name in module.__all__:
+            try:
+                getattr(module, name)
+            except Exception:  # noqa: BLE001 - the notebook meets the error itself
+                pass
+
+
 def _warm_up():
     """Do once here what every fork would otherwise do again: IPython's imports, the
     syntax highlighter's tables and ``inspect``'s map of module files (both used to
@@ -149,6 +162,7 @@ def main():
             exec(compile(statement, "<course imports>", "exec"), {})
         except Exception:  # noqa: BLE001 - the notebook imports it again and sees the error
             pass
+    _load_lazy_names()
     _warm_up()
 
     sock = socket.socket(fileno=0)
