@@ -117,13 +117,14 @@ def _load_lazy_names():
     """Packages that import their public names on first use (PEP 562 ``__getattr__``,
     as mlmhelpers does) would load them in every fork: load them here, once."""
     for module in list(sys.modules.values()):
-        if getattr(module, "__getattr__", None) is None or not isinstance(getattr(module, "__all__", None), (list, tuple)):
-            continue
-        for name in module.__all__:
-            try:
+        try:
+            names = vars(module).get("__all__") if "__getattr__" in vars(module) else None
+            if not isinstance(names, (list, tuple)) or not str(module.__name__).startswith("mlmhelpers"):
+                continue
+            for name in names:
                 getattr(module, name)
-            except Exception:  # noqa: BLE001 - the notebook meets the error itself
-                pass
+        except Exception:  # noqa: BLE001 - the notebook meets the error itself
+            pass
 
 
 def _warm_up():
