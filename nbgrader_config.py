@@ -29,12 +29,12 @@ c = get_config()  # noqa: F821 - provided by nbgrader when it reads this file
 _ROOT = os.path.dirname(os.path.abspath(__file__))
 
 try:
-    from coursetools.practicals import ClearHiddenTestsForFeedback
+    from coursetools.practicals import CODE_STUB, ClearHiddenTestsForFeedback
 except ImportError:  # the tutor tools are not installed: use them from tools/
     sys.path.insert(0, os.path.join(_ROOT, "tools"))
     for _name in [m for m in sys.modules if m.split(".")[0] == "coursetools"]:
         del sys.modules[_name]
-    from coursetools.practicals import ClearHiddenTestsForFeedback
+    from coursetools.practicals import CODE_STUB, ClearHiddenTestsForFeedback
 
 c.CourseDirectory.root = _ROOT
 c.CourseDirectory.course_id = "multilevel"
@@ -45,6 +45,10 @@ c.CourseDirectory.release_directory = "practicals"
 # minutes.  nbgrader 0.9.6 reads Execute.timeout (ExecutePreprocessor.timeout
 # is ignored by its own Execute preprocessor).
 c.Execute.timeout = 120
+# An unanswered cell says what to do (also when Formgrader's Generate button
+# makes the student version; `python -m coursetools.practicals` is still the way
+# to do it, as it also writes the answer checks).
+c.ClearSolutions.code_stub = {"python": CODE_STUB}
 # Interrupt a runaway cell at the timeout instead of waiting for ever.
 c.Execute.interrupt_on_timeout = True
 
