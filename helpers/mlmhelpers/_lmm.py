@@ -85,6 +85,15 @@ def _left(T, A):
     return np.tensordot(T, A, axes=([1], [0]))
 
 
+def profiled_deviance(logdet, RX, pwrss, n, p, reml):
+    """lme4's profiled deviance (ML) or REML criterion from log|A|, R_X and the
+    penalised residual sum of squares; shared by the dense and sparse engines."""
+    if reml:
+        dof = n - p
+        return logdet + 2.0 * np.sum(np.log(np.diag(RX))) + dof * (1.0 + np.log(2.0 * np.pi * pwrss / dof))
+    return logdet + n * (1.0 + np.log(2.0 * np.pi * pwrss / n))
+
+
 @dataclass
 class Crossprods:
     """Per-group cross-products of the design: all the deviance needs.
@@ -164,12 +173,7 @@ class Crossprods:
                     u=u, pwrss=pwrss)
 
     def _dev(self, s, reml):
-        n, p = self.n, self.p
-        if reml:
-            dof = n - p
-            ldRX2 = 2.0 * np.sum(np.log(np.diag(s["RX"])))
-            return s["logdetA"] + ldRX2 + dof * (1.0 + np.log(2.0 * np.pi * s["pwrss"] / dof))
-        return s["logdetA"] + n * (1.0 + np.log(2.0 * np.pi * s["pwrss"] / n))
+        return profiled_deviance(s["logdetA"], s["RX"], s["pwrss"], self.n, self.p, reml)
 
     def deviance(self, theta, reml=False):
         """The profiled deviance at theta (inf where it cannot be evaluated)."""

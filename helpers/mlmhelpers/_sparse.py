@@ -34,7 +34,7 @@ import scipy.sparse as sp
 from scipy import optimize
 from scipy.sparse.linalg import splu
 
-from ._lmm import GRAD_TOL, SINGULAR_TOL
+from ._lmm import GRAD_TOL, SINGULAR_TOL, profiled_deviance
 
 DENSE_MAX = 400
 
@@ -192,12 +192,7 @@ class SparseModel:
         return dict(solve=solve, logdet=logdet, M=M, RX=RX, beta=beta, u=u, pwrss=pwrss)
 
     def _dev(self, s, reml):
-        n, p = self.n, self.p
-        if reml:
-            dof = n - p
-            ld = 2.0 * np.sum(np.log(np.diag(s["RX"])))
-            return s["logdet"] + ld + dof * (1.0 + np.log(2.0 * np.pi * s["pwrss"] / dof))
-        return s["logdet"] + n * (1.0 + np.log(2.0 * np.pi * s["pwrss"] / n))
+        return profiled_deviance(s["logdet"], s["RX"], s["pwrss"], self.n, self.p, reml)
 
     def deviance(self, theta, reml=False):
         try:
