@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import shutil
 import socket
 import subprocess
 import time
@@ -46,3 +47,11 @@ def running_server(cmd, cwd, env, port: int, token: str, log_path: Path, timeout
             proc.kill()
             proc.wait()
         log.close()
+
+
+def fresh_artifacts(folder: Path) -> Path:
+    """An empty folder for a test's screenshots and logs (last run's removed)."""
+    if folder.exists():
+        shutil.rmtree(folder)
+    folder.mkdir(parents=True)
+    return folder

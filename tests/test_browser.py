@@ -32,13 +32,12 @@ from __future__ import annotations
 import os
 import re
 import secrets
-import shutil
 import time
 from pathlib import Path
 
 import nbformat
 import pytest
-from _labserver import free_port, running_server
+from _labserver import fresh_artifacts, free_port, running_server
 
 REPO = Path(__file__).resolve().parents[1]
 CHROMIUM = "/usr/bin/chromium"
@@ -84,11 +83,8 @@ def _first_answer(student_nb: Path, solution_nb: Path) -> dict:
 
 @pytest.fixture(scope="module")
 def artifacts():
-    if ARTIFACTS.exists():
-        shutil.rmtree(ARTIFACTS)
-    ARTIFACTS.mkdir(parents=True)
     print(f"\nbrowser test screenshots: {ARTIFACTS}")
-    return ARTIFACTS
+    return fresh_artifacts(ARTIFACTS)
 
 
 @pytest.fixture(scope="module")

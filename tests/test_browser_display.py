@@ -24,11 +24,11 @@ Screenshots go to ``test-artifacts/browser-display/``.  Skip with
 from __future__ import annotations
 
 import re
-import shutil
 import time
 from pathlib import Path
 
 import pytest
+from _labserver import fresh_artifacts
 from test_browser import Student, browser, lab  # noqa: F401  (fixtures shared with the first-hour test)
 
 REPO = Path(__file__).resolve().parents[1]
@@ -64,10 +64,7 @@ CONTROLS = """() => {
 
 @pytest.fixture(scope="module")
 def artifacts():
-    if ARTIFACTS.exists():
-        shutil.rmtree(ARTIFACTS)
-    ARTIFACTS.mkdir(parents=True)
-    return ARTIFACTS
+    return fresh_artifacts(ARTIFACTS)
 
 
 def test_lecture3_before_and_after_running(lab, browser, artifacts):  # noqa: F811

@@ -23,11 +23,11 @@ Screenshots go to ``test-artifacts/browser-practice/``.  Skipped with
 from __future__ import annotations
 
 import re
-import shutil
 import time
 from pathlib import Path
 
 import pytest
+from _labserver import fresh_artifacts
 from test_browser import PRACTICAL, SOLUTION, Student, _first_answer, browser, lab  # noqa: F401
 
 REPO = Path(__file__).resolve().parents[1]
@@ -40,9 +40,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow]
 def test_practice_feedback_and_recovery(lab, browser):  # noqa: F811 - fixtures from test_browser
     from coursetools.practicals import generate_practicals
 
-    if ARTIFACTS.exists():
-        shutil.rmtree(ARTIFACTS)
-    ARTIFACTS.mkdir(parents=True)
+    fresh_artifacts(ARTIFACTS)
     generate_practicals(output=lab["course"] / "practicals", assignments=["practical1"],
                         mode="practice")
     answer = _first_answer(lab["course"] / PRACTICAL, REPO / SOLUTION)

@@ -317,18 +317,23 @@ def test_feedback_has_no_hidden_tests(graded, src):
     assert not (course / "feedback" / "frank").exists()
 
 
-def test_manual_scores_survive_a_rerun(graded, src):
-    """After the tutor grades the written answers, a rerun reports 'graded'."""
+def _give_manual_marks(course: Path, src: Source, student: str) -> None:
+    """The tutor's marks for every written answer, straight into the gradebook."""
     from nbgrader.api import Gradebook
 
     from coursetools import grading
 
-    course, _, _ = graded
     coursedir = grading._coursedir(grading._config(course))
     with Gradebook(coursedir.db_url, coursedir.course_id) as gb:
         for name, points in src.manual_points.items():
-            gb.find_grade(name, ASSIGNMENT, ASSIGNMENT, "alice").manual_score = points
+            gb.find_grade(name, ASSIGNMENT, ASSIGNMENT, student).manual_score = points
         gb.db.commit()
+
+
+def test_manual_scores_survive_a_rerun(graded, src):
+    """After the tutor grades the written answers, a rerun reports 'graded'."""
+    course, _, _ = graded
+    _give_manual_marks(course, src, "alice")
     proc = _run(course, "--student", "alice", "--no-feedback", "--csv", str(course / "rerun.csv"))
     line = _lines(proc.stdout)["alice"]
     assert line.split()[2] == "graded", line

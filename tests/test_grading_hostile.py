@@ -18,7 +18,6 @@ import html
 import json
 import os
 import re
-import shutil
 import sqlite3
 import subprocess
 import sys
@@ -30,7 +29,9 @@ import nbformat
 import pytest
 
 from test_grading import (ASSIGNMENT, SOURCE, TIMEOUT, Source, _answered, _generate_student_version,
-                          _lines, _make_course, _nbg, _score, _submit)
+                          _give_manual_marks, _lines, _make_course, _nbg, _score, _submit)
+# The autouse fixture that fails (never skips) where no sandbox can be made.
+from test_grading import _sandbox_available  # noqa: F401
 
 pytestmark = pytest.mark.slow
 
@@ -38,14 +39,6 @@ SECRET = "tutor-secret-" + uuid.uuid4().hex[:12]
 TOKEN = "coursetools-detached-" + uuid.uuid4().hex[:8]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _sandbox_available():
-    from coursetools.sandbox import SandboxUnavailable, check_sandbox
-
-    try:
-        check_sandbox()
-    except SandboxUnavailable as err:
-        pytest.fail(f"The grading sandbox cannot be made on this machine: {err}", pytrace=False)
 
 
 def _run(course: Path, *args: str, env: dict | None = None) -> subprocess.CompletedProcess:
@@ -375,16 +368,8 @@ def test_browser_download_name_is_graded(hostile, src):
 
 def test_rerun_of_one_student_keeps_the_class_and_revisits_changed_answers(hostile, src):
     """Marks survive for unchanged answers; a changed answer needs marking again."""
-    from nbgrader.api import Gradebook
-
-    from coursetools import grading
-
     course, _, _ = hostile
-    coursedir = grading._coursedir(grading._config(course))
-    with Gradebook(coursedir.db_url, coursedir.course_id) as gb:
-        for name, points in src.manual_points.items():
-            gb.find_grade(name, ASSIGNMENT, ASSIGNMENT, "alice").manual_score = points
-        gb.db.commit()
+    _give_manual_marks(course, src, "alice")
     changed = src.manual[0]
     path = course / "submitted" / "alice" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb"
     nb = json.loads(path.read_text())  # as JSON: keep the copied cell's repeated id

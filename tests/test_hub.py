@@ -49,14 +49,14 @@ from pathlib import Path
 import nbformat
 import pytest
 import requests
-from _labserver import free_port
+from _labserver import fresh_artifacts, free_port
+from test_browser import browser  # noqa: F401 - the course's Chromium fixture
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "hub"))
 import classhub  # noqa: E402 - hub/classhub.py
 
 ARTIFACTS = REPO / "test-artifacts" / "hub"
-CHROMIUM = "/usr/bin/chromium"
 COURSE = classhub.COURSE_ID
 ASSIGNMENT = "practical1"
 SOLUTION = REPO / "solutions" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb"
@@ -65,9 +65,6 @@ STUDENTS = {"mlmt-student1": "all", "mlmt-student2": "part", "mlmt-student3": "n
 BROWSER_STUDENT = "mlmt-student3"
 # Answers of the partial submission: the first two questions (1 point each).
 PARTIAL = ("q1_corr", "q2_slope")
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-quic",
-                 "--no-first-run", "--no-default-browser-check", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--disable-extensions"]
 # The test's own folders: outside /tmp/pytest-of-root, which other users cannot enter.
 WORK_ROOT = Path("/srv/mlm-hub-test")
 
@@ -220,10 +217,7 @@ def answer_through_contents_api(hub: Hub, user: str, which: str) -> None:
 
 @pytest.fixture(scope="module")
 def artifacts():
-    if ARTIFACTS.exists():
-        shutil.rmtree(ARTIFACTS)
-    ARTIFACTS.mkdir(parents=True)
-    return ARTIFACTS
+    return fresh_artifacts(ARTIFACTS)
 
 
 @pytest.fixture(scope="module")
@@ -289,19 +283,6 @@ def hub(artifacts):
         shutil.rmtree(work, ignore_errors=True)
         for person in people:
             assert classhub._account(person.username) is None, f"{person.username} was not removed ({left})"
-
-
-@pytest.fixture(scope="module")
-def browser():
-    sync_api = pytest.importorskip("playwright.sync_api")
-    if not Path(CHROMIUM).exists():
-        pytest.fail(f"{CHROMIUM} not found: install Debian's chromium (apt-get install chromium)")
-    with sync_api.sync_playwright() as pw:
-        chromium = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-        try:
-            yield chromium
-        finally:
-            chromium.close()
 
 
 # --------------------------------------------------------------------------- the round trip
