@@ -169,7 +169,16 @@ class Student:
     def wait_notebook_open(self, filename: str, timeout: float = 60_000):
         self.page.locator(".lm-DockPanel-tabBar .lm-TabBar-tab.lm-mod-current",
                           has_text=filename).wait_for(timeout=timeout)
-        self.notebook.locator(".jp-Notebook .jp-Cell").first.wait_for(timeout=timeout)
+        # Until the new panel has rendered, the previous notebook can still be the
+        # visible one (seen under load): wait for exactly one visible panel, with cells.
+        self.page.wait_for_function(
+            """() => {
+                const shown = [...document.querySelectorAll('.jp-NotebookPanel')]
+                    .filter(p => p.offsetParent !== null);
+                return shown.length === 1 && shown[0].querySelector('.jp-Notebook .jp-Cell') !== null;
+            }""",
+            timeout=timeout,
+        )
         self.wait_kernel_idle(timeout)
 
     def wait_kernel_idle(self, timeout: float = 120_000):
