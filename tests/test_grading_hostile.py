@@ -434,7 +434,7 @@ PROBE = textwrap.dedent('''\
         out["usr_writable"] = True
     except OSError:
         out["usr_writable"] = False
-    subprocess.Popen(["sleep", "30"], start_new_session=True)
+    subprocess.Popen(["sleep", sys.argv[2]], start_new_session=True)
     print(json.dumps(out))
     ''')
 
@@ -442,14 +442,16 @@ PROBE = textwrap.dedent('''\
 def test_sandbox_protections(tmp_path):
     from coursetools import sandbox
 
+    # A duration no other sleep on the machine has: other tests' sleeps do not count.
+    duration = f"30.{uuid.uuid4().int % 10**6:06d}"
+    pattern = f"^sleep {duration}$"
     secret_dir = tmp_path / "course" / "solutions"
     secret_dir.mkdir(parents=True)
     (secret_dir / "answers.txt").write_text("42")
     cmd = sandbox.sandbox_command(
-        [sys.executable, "-I", "-c", PROBE, str(secret_dir)], slot=7,
+        [sys.executable, "-I", "-c", PROBE, str(secret_dir), duration], slot=7,
         ro_binds=sandbox.write_identity(tmp_path / "id", 7), limits=sandbox.Limits(memory_mb=2048),
         env={"PATH": "/usr/bin:/bin", "HOME": "/home/student"}, cwd="/submission")
-    before = set(subprocess.run(["pgrep", "-x", "sleep"], capture_output=True, text=True).stdout.split())
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120,
                           env={"COURSETOOLS_TEST_SECRET": SECRET})
     assert proc.returncode == 0, proc.stderr
@@ -460,8 +462,8 @@ def test_sandbox_protections(tmp_path):
     assert out["network"] is False
     assert out["memory_limited"] is True
     assert out["usr_writable"] is False
-    after = set(subprocess.run(["pgrep", "-x", "sleep"], capture_output=True, text=True).stdout.split())
-    assert after - before == set(), "a detached sleep survived the sandbox"
+    left = subprocess.run(["pgrep", "-f", pattern], capture_output=True, text=True).stdout.split()
+    assert left == [], "a detached sleep survived the sandbox"
 
 
 def test_grading_refuses_without_a_sandbox_unless_told_so(tmp_path):
