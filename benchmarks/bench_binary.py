@@ -46,7 +46,7 @@ def _r_name(term):
 def _fit(formula, data, groups, nagq):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # groups with all 0 / all 1 outcomes
-        return fit_logit_mixed(formula, data, groups, nagq=nagq)
+        return fit_logit_mixed(formula, data, groups=groups, nagq=nagq)
 
 
 def main(repeat=3):

@@ -76,13 +76,13 @@ def quiet_fit(*args, **kwargs):
 @functools.lru_cache(maxsize=None)
 def fitted(key):
     dataset, formula, groups, nagq = MODELS[key]
-    return quiet_fit(formula, mlm.load_dataset(dataset), groups, nagq=nagq)
+    return quiet_fit(formula, mlm.load_dataset(dataset), groups=groups, nagq=nagq)
 
 
 @functools.lru_cache(maxsize=None)
 def fitted_small(key):
     formula, nagq = SMALL[key]
-    return quiet_fit(formula, small_data(key.split("_")[0]), "g", nagq=nagq)
+    return quiet_fit(formula, small_data(key.split("_")[0]), groups="g", nagq=nagq)
 
 
 def check_against_glmer(m, ref, variance, near_zero=1e-6):
@@ -146,7 +146,7 @@ def test_groups_with_all_or_nothing_are_noted_once_and_agree():
     # information, not a problem: no warning (a notebook would show it twice), one note in the summary
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        m = mlm.fit_logit_mixed("y ~ x + f", small_data("allsame"), "g")
+        m = mlm.fit_logit_mixed("y ~ x + f", small_data("allsame"), groups="g")
     (note,) = [w for w in m.warnings if "have the same outcome" in w]
     assert note.startswith("4 of 24 g groups have the same outcome for every member")
     assert str(mlm.summary(m)).count("have the same outcome") == 1
@@ -160,7 +160,7 @@ def test_zero_variance_is_a_singular_fit_equal_to_glm():
     ref = small_reference()["zerovar"]
     assert ref["singular"]
     with pytest.warns(UserWarning, match="singular"):
-        m = mlm.fit_logit_mixed("y ~ x", small_data("zerovar"), "g")
+        m = mlm.fit_logit_mixed("y ~ x", small_data("zerovar"), groups="g")
     assert m.singular and m.var_re == 0.0 and m.converged
     assert m.llf == pytest.approx(ref["glm_logLik"], abs=1e-3)
     assert "singular" in mlm.summary(m).__str__()
@@ -172,7 +172,7 @@ def test_perfect_separation_warns_and_reports_a_huge_estimate():
     data = small_data("separation")
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        m = mlm.fit_logit_mixed("y ~ x + z", data, "g")
+        m = mlm.fit_logit_mixed("y ~ x + z", data, groups="g")
     assert any("perfectly" in str(w.message) and "z[T.yes]" in str(w.message) for w in caught)
     assert ref["fixef"]["zyes"] > 10  # glmer: also a huge estimate with a huge SE
     assert m.fe_params["z[T.yes]"] > 10
@@ -186,7 +186,7 @@ def test_perfect_separation_warns_and_reports_a_huge_estimate():
 def test_non_convergence_is_never_silent():
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        m = mlm.fit_logit_mixed("y ~ x + z", small_data("separation"), "g")
+        m = mlm.fit_logit_mixed("y ~ x + z", small_data("separation"), groups="g")
     text = str(mlm.summary(m))
     assert not m.converged
     assert "Model failed to converge" in text
@@ -370,7 +370,7 @@ def test_plot_coefficients():
     fig, ax2 = plt.subplots()
     assert mlm.plot_coefficients(m, ax=ax2) is ax2
     assert any(np.allclose(line.get_xdata(), 0.0) for line in ax2.get_lines())
-    linear = mlm.fit_mixedlm("normexam ~ standlrt", mlm.load_dataset("tutorial"), "school")
+    linear = mlm.fit_mixedlm("normexam ~ standlrt", mlm.load_dataset("tutorial"), groups="school")
     ax3 = mlm.plot_coefficients(linear)
     assert [t.get_text() for t in ax3.get_yticklabels()] == ["standlrt"]
     with pytest.raises(TypeError, match="logistic"):
@@ -403,19 +403,19 @@ def test_outcome_must_be_zero_one():
     data = mlm.load_dataset("contraception")
     text = data.assign(use=np.where(data["use"] == 1, "Y", "N"))
     with pytest.raises(ValueError, match=r"\(data\['use'\] == 'Y'\)\.astype\(int\)"):
-        mlm.fit_logit_mixed("use ~ age", text, "district")
+        mlm.fit_logit_mixed("use ~ age", text, groups="district")
     three = data.assign(use=data["use"] + (data["age"] > 10))
     with pytest.raises(ValueError, match="0/1"):
-        mlm.fit_logit_mixed("use ~ age", three, "district")
+        mlm.fit_logit_mixed("use ~ age", three, groups="district")
     # a missing outcome is dropped like a missing covariate (R's na.omit), with a warning
     missing = data.assign(use=data["use"].astype(float).where(data["age"] < 15))
     n_missing = int(missing["use"].isna().sum())
     with pytest.warns(UserWarning, match=rf"dropped {n_missing} of 1934 rows with missing "
                                          r"values in use;"):
-        m = mlm.fit_logit_mixed("use ~ age", missing, "district")
+        m = mlm.fit_logit_mixed("use ~ age", missing, groups="district")
     assert m.nobs == 1934 - n_missing
-    boolean = quiet_fit("use ~ urban", data.assign(use=data["use"] == 1), "district")
-    integer = quiet_fit("use ~ urban", data, "district")
+    boolean = quiet_fit("use ~ urban", data.assign(use=data["use"] == 1), groups="district")
+    integer = quiet_fit("use ~ urban", data, groups="district")
     assert boolean.llf == pytest.approx(integer.llf, abs=1e-9)
 
 
@@ -425,7 +425,7 @@ def test_rows_with_missing_covariates_are_dropped_with_a_message():
     data.loc[9, "district"] = np.nan
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        m = mlm.fit_logit_mixed("use ~ age", data, "district")
+        m = mlm.fit_logit_mixed("use ~ age", data, groups="district")
     assert any("4 of 1934 rows" in str(w.message) for w in caught)
     assert m.nobs == 1930
     assert not set(m._model_info()["rows"]) & {0, 5, 7, 9}
@@ -435,47 +435,47 @@ def test_rows_with_missing_covariates_are_dropped_with_a_message():
 def test_nagq_must_be_a_positive_integer(nagq):
     data = mlm.load_dataset("contraception")
     with pytest.raises(ValueError, match="nagq must be a positive whole number"):
-        mlm.fit_logit_mixed("use ~ age", data, "district", nagq=nagq)
+        mlm.fit_logit_mixed("use ~ age", data, groups="district", nagq=nagq)
 
 
 def test_formula_and_groups_errors():
     data = mlm.load_dataset("contraception")
     with pytest.raises(ValueError, match="leave out `groups`"):
-        mlm.fit_logit_mixed("use ~ age + (1 | district)", data, "district")
+        mlm.fit_logit_mixed("use ~ age + (1 | district)", data, groups="district")
     # the same exception type and wording as fit_mixedlm: a ColumnNotFoundError,
     # which is both a KeyError and a ValueError
     with pytest.raises(mlm.ColumnNotFoundError, match=r"groups='county' is not a column"):
-        mlm.fit_logit_mixed("use ~ age", data, "county")
+        mlm.fit_logit_mixed("use ~ age", data, groups="county")
     with pytest.raises(ValueError, match=r"'used' in formula 'used ~ age' is not a column "
                                          r"of `data`\. Did you mean 'use'"):
-        mlm.fit_logit_mixed("used ~ age", data, "district")
+        mlm.fit_logit_mixed("used ~ age", data, groups="district")
 
 
 def test_misspelt_covariate_and_groups_get_suggestions():
     data = mlm.load_dataset("contraception")
     with pytest.raises(KeyError, match=r"'agee' in formula .* Did you mean 'age'"):
-        mlm.fit_logit_mixed("use ~ agee + urban", data, "district")
+        mlm.fit_logit_mixed("use ~ agee + urban", data, groups="district")
     with pytest.raises(ValueError, match=r"groups='distrct' is not a column of `data`\. "
                                          r"Did you mean 'district'"):
-        mlm.fit_logit_mixed("use ~ age", data, "distrct")
+        mlm.fit_logit_mixed("use ~ age", data, groups="distrct")
     # a Series instead of a column name: named by type, not printed in full
     with pytest.raises(TypeError, match=r"groups='district'\), got a Series\. Columns"):
-        mlm.fit_logit_mixed("use ~ age", data, data["district"])
+        mlm.fit_logit_mixed("use ~ age", data, groups=data["district"])
 
 
 def test_one_group_one_row_per_group_and_no_rows_are_refused():
     data = mlm.load_dataset("contraception")
     with pytest.raises(ValueError, match=r"only one value.*logit\(formula, data\)"):
-        mlm.fit_logit_mixed("use ~ age", data[data["district"] == 1], "district")
+        mlm.fit_logit_mixed("use ~ age", data[data["district"] == 1], groups="district")
     with pytest.raises(ValueError, match=r"1934 observations but 1934 groups of 'woman'"):
-        mlm.fit_logit_mixed("use ~ age", data, "woman")
+        mlm.fit_logit_mixed("use ~ age", data, groups="woman")
     with pytest.raises(ValueError, match=r"data has no rows"):
-        mlm.fit_logit_mixed("use ~ age", data.iloc[:0], "district")
+        mlm.fit_logit_mixed("use ~ age", data.iloc[:0], groups="district")
 
 
 def test_plot_coefficients_checks_ax():
     data = mlm.load_dataset("contraception")
-    m = quiet_fit("use ~ age + urban", data, "district")
+    m = quiet_fit("use ~ age + urban", data, groups="district")
     with pytest.raises(TypeError, match=r"ax must be a matplotlib Axes"):
         mlm.plot_coefficients(m, ax="left")
     _, ax = plt.subplots()
@@ -499,8 +499,8 @@ def test_unused_categories_after_filtering_are_dropped_like_glmer():
     data = mlm.load_dataset("contraception")
     fewer = data[data["livch"] != "3+"]
     explicit = fewer.assign(livch=fewer["livch"].cat.remove_unused_categories())
-    m = quiet_fit("use ~ age + livch", fewer, "district")
-    ref = quiet_fit("use ~ age + livch", explicit, "district")
+    m = quiet_fit("use ~ age + livch", fewer, groups="district")
+    ref = quiet_fit("use ~ age + livch", explicit, groups="district")
     assert list(m.fe_params.index) == ["Intercept", "livch[T.1]", "livch[T.2]", "age"]
     assert m.llf == pytest.approx(ref.llf, abs=1e-9)
     np.testing.assert_allclose(m.fe_params, ref.fe_params, rtol=1e-8)
@@ -510,7 +510,7 @@ def test_unused_categories_after_filtering_are_dropped_like_glmer():
 @pytest.mark.parametrize("alpha", ["0.05", 0, 1.5, None])
 def test_alpha_must_be_a_proportion(alpha):
     data = mlm.load_dataset("contraception")
-    m = quiet_fit("use ~ urban", data, "district")
+    m = quiet_fit("use ~ urban", data, groups="district")
     with pytest.raises(ValueError, match=r"alpha must be between 0 and 1"):
         mlm.odds_ratios(m, alpha=alpha)
     with pytest.raises(ValueError, match=r"alpha must be between 0 and 1"):
@@ -524,8 +524,8 @@ def test_nullable_columns_with_missing_values():
     nullable = data.convert_dtypes()
     nullable.loc[[3, 10], "age"] = pd.NA
     plain = data.drop(index=[3, 10])
-    m = quiet_fit("use ~ age + urban", nullable, "district")
-    ref = quiet_fit("use ~ age + urban", plain, "district")
+    m = quiet_fit("use ~ age + urban", nullable, groups="district")
+    ref = quiet_fit("use ~ age + urban", plain, groups="district")
     assert m.nobs == 1932
     assert list(m.rows) == list(plain.index)
     assert m.llf == pytest.approx(ref.llf, abs=1e-9)
@@ -535,9 +535,9 @@ def test_nullable_columns_with_missing_values():
 
 def test_lr_test_refuses_mixed_models_with_different_nagq():
     data = mlm.load_dataset("contraception")
-    laplace = quiet_fit("use ~ age", data, "district")
-    agq = quiet_fit("use ~ age + urban", data, "district", nagq=9)
-    agq0 = quiet_fit("use ~ age", data, "district", nagq=9)
+    laplace = quiet_fit("use ~ age", data, groups="district")
+    agq = quiet_fit("use ~ age + urban", data, groups="district", nagq=9)
+    agq0 = quiet_fit("use ~ age", data, groups="district", nagq=9)
     with pytest.raises(ValueError, match=r"different nagq \(1, 9\).*same nagq"):
         mlm.lr_test(laplace, agq)
     with pytest.raises(ValueError, match=r"different nagq"):
@@ -550,14 +550,14 @@ def test_lr_test_refuses_mixed_models_with_different_nagq():
 
 def test_vpc_method_given_by_position_gets_a_hint():
     data = mlm.load_dataset("contraception")
-    m = quiet_fit("use ~ urban", data, "district")
+    m = quiet_fit("use ~ urban", data, groups="district")
     with pytest.raises(TypeError, match=r"vpc\(result, method='simulation'\)"):
         mlm.vpc(m, "simulation")
 
 
 def test_predict_warns_about_groups_not_in_the_fit():
     data = mlm.load_dataset("contraception")
-    m = quiet_fit("use ~ urban", data, "district")
+    m = quiet_fit("use ~ urban", data, groups="district")
     new = data.head(3).assign(district=data["district"].head(3).astype(str))
     with pytest.warns(UserWarning, match=r"3 of 3 rows belong to district groups not in the fit"):
         p = m.predict(new)
@@ -570,7 +570,7 @@ def test_predict_warns_about_groups_not_in_the_fit():
 def test_groups_in_the_index_gets_a_reset_index_hint():
     data = mlm.load_dataset("contraception").set_index("district")
     with pytest.raises(ValueError, match=r"'district' is the index of `data`.*reset_index"):
-        mlm.fit_logit_mixed("use ~ age", data, "district")
+        mlm.fit_logit_mixed("use ~ age", data, groups="district")
 
 
 def test_nagq_is_at_most_100_like_glmer():
@@ -578,13 +578,13 @@ def test_nagq_is_at_most_100_like_glmer():
     # overflow into a log-likelihood of -5e299 without an error
     data = mlm.load_dataset("contraception")
     with pytest.raises(ValueError, match=r"nagq=101 is too many.*at most 100"):
-        mlm.fit_logit_mixed("use ~ age", data, "district", nagq=101)
+        mlm.fit_logit_mixed("use ~ age", data, groups="district", nagq=101)
     # 100 nodes still work, and are as accurate as glmer's 25
-    assert quiet_fit("use ~ age + urban", data, "district", nagq=100).llf == pytest.approx(
+    assert quiet_fit("use ~ age + urban", data, groups="district", nagq=100).llf == pytest.approx(
         reference()["contra_g1_q25"]["logLik"], abs=1e-3)
 
 
 def test_swapped_formula_and_data_get_the_right_order():
     data = mlm.load_dataset("contraception")
     with pytest.raises(TypeError, match=r"formula comes first.*fit_logit_mixed\('use ~ 1', data"):
-        mlm.fit_logit_mixed(data, "use ~ 1", "district")
+        mlm.fit_logit_mixed(data, "use ~ 1", groups="district")

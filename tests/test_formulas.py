@@ -16,7 +16,7 @@ import pandas as pd
 import pytest
 
 import mlmhelpers as mlm
-from mlmhelpers._formula import split_formula
+from mlmhelpers._formula import model_spec
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 REF = json.loads((FIXTURES / "lme4_formulas.json").read_text())
@@ -63,11 +63,7 @@ def fits():
 
 
 def _cov(m, grp, var1, var2):
-    if isinstance(m.cov_re, dict):
-        cov = m.cov_re[grp]
-    else:
-        assert grp == m.groups
-        cov = m.cov_re
+    cov = m.random_terms[grp].cov
     return float(cov.loc[var1, var2 if isinstance(var2, str) else var1])
 
 
@@ -99,7 +95,8 @@ def test_varcorr_names_and_order_as_lme4(fits):
         assert [g for g, _ in ours] == [g for g, _ in ref]
         assert [n for _, n in ours[:-1]] == [n for _, n in ref[:-1]]
     # the two blocks of (standlrt || school) are one grouping factor, as lme4's ngrps()
-    assert fits["uncorrelated"].ngroups == {"school": 65}
+    assert fits["uncorrelated"].ngrps.to_dict() == {"school": 65}
+    assert fits["uncorrelated"].random_terms.names == ["school", "school.1"]
     assert "groups:  school, 65\n" in mlm.summary(fits["uncorrelated"])
 
 
@@ -127,7 +124,9 @@ def test_tables_for_several_factors(fits):
     ge = mlm.group_effects(m)
     assert list(ge.columns[:3]) == ["factor", "group", "term"]
     assert ge.groupby("factor").size().to_dict() == {"lea": 131, "school:lea": 2410}
-    assert m.ngroups == {"school:lea": 2410, "lea": 131}
+    assert m.ngrps.to_dict() == {"school:lea": 2410, "lea": 131}
+    with pytest.raises(AttributeError, match=r"random_terms\['lea'\]\.cov"):
+        m.cov_re  # noqa: B018
     text = mlm.summary(m)
     assert "school:lea, 2410; lea, 131" in text
     assert "Formula: score ~ gcsecnt + (1 | lea/school)" in text
@@ -137,13 +136,15 @@ def test_tables_for_several_factors(fits):
     fixed = m.predict(chem, include_random=False)
     expected = m.fe_params["Intercept"] + m.fe_params["gcsecnt"] * chem["gcsecnt"]
     np.testing.assert_allclose(fixed.to_numpy(), expected.to_numpy())
-    with pytest.raises(ValueError, match="include_random=False"):
-        m.predict(chem)
+    # with each pupil's school and LEA effects (new data with the grouping columns)
+    both = m.predict(chem)
+    np.testing.assert_allclose(both.to_numpy(), m.fittedvalues.iloc[:3].to_numpy())
     # the fitted values add each pupil's school and LEA effects
     row = mlm.load_dataset("chem97").iloc[0]
     by_hand = (m.fe_params["Intercept"] + m.fe_params["gcsecnt"] * row["gcsecnt"]
-               + m.ranef["lea"].loc[row["lea"], "(Intercept)"]
-               + m.ranef["school:lea"].loc[f"{row['school']}:{row['lea']}", "(Intercept)"])
+               + m.random_terms["lea"].ranef.loc[row["lea"], "(Intercept)"]
+               + m.random_terms["school:lea"].ranef.loc[f"{row['school']}:{row['lea']}",
+                                                        "(Intercept)"])
     assert m.fittedvalues.iloc[0] == pytest.approx(by_hand)
 
 
@@ -160,17 +161,27 @@ def test_lr_test_across_random_structures(fits):
 
 
 @pytest.mark.parametrize("formula, expected", [
-    ("y ~ x + (1 | g)", ("y ~ x", [("g", ["(Intercept)"])])),
-    ("y ~ (x | g)", ("y ~ 1", [("g", ["(Intercept)", "x"])])),
-    ("y ~ (0 + x | g)", ("y ~ 1", [("g", ["x"])])),
-    ("y ~ x + (1 + x || g)", ("y ~ x", [("g", ["(Intercept)"]), ("g", ["x"])])),
-    ("y ~ (1 | a/b)", ("y ~ 1", [("a", ["(Intercept)"]), ("b:a", ["(Intercept)"])])),
-    ("y ~ z + (1 | a:b) + (1 | c)", ("y ~ z", [("a:b", ["(Intercept)"]),
-                                               ("c", ["(Intercept)"])])),
+    ("y ~ x + (1 | g)", ("y ~ x", [("g", "1")])),
+    ("y ~ (x | g)", ("y ~ 1", [("g", "1 + x")])),
+    ("y ~ (0 + x | g)", ("y ~ 1", [("g", "0 + x")])),
+    ("y ~ x + (1 + x || g)", ("y ~ x", [("g", "1"), ("g", "0 + x")])),
+    ("y ~ (1 | a/b)", ("y ~ 1", [("a", "1"), ("b:a", "1")])),
+    ("y ~ z + (1 | a:b) + (1 | c)", ("y ~ z", [("a:b", "1"), ("c", "1")])),
 ])
 def test_parser(formula, expected):
-    fixed, blocks = split_formula("f", formula)
-    assert (fixed, [(b.group, b.terms) for b in blocks]) == expected
+    spec = model_spec("f", formula)
+    assert (spec.fixed, [(t.group, t.rhs) for t in spec.random]) == expected
+
+
+@pytest.mark.parametrize("kwargs, expected", [
+    (dict(groups="g"), [("g", "1")]),
+    (dict(groups="g", re_formula="1 + x"), [("g", "1 + x")]),
+    (dict(groups="g", re_formula="~ 0 + x"), [("g", "0 + x")]),
+])
+def test_groups_and_re_formula_become_the_same_terms(kwargs, expected):
+    spec = model_spec("f", "y ~ x", **kwargs)
+    assert spec.fixed == "y ~ x"
+    assert [(t.group, t.rhs) for t in spec.random] == expected
 
 
 @pytest.mark.parametrize("fit, formula, kwargs, pattern", [
@@ -200,8 +211,8 @@ def test_unknown_column_in_random_part():
 def test_group_effects_and_their_se_agree_with_lme4(fits):
     m = fits["crossed"]
     for factor, ref in REF["crossed"]["ranef"].items():
-        ours = m.ranef[factor]["(Intercept)"]
-        se = m.ranef_se[factor]["(Intercept)"]
+        ours = m.random_terms[factor].ranef["(Intercept)"]
+        se = m.random_terms[factor].ranef_se["(Intercept)"]
         assert [str(v) for v in ours.index] == ref["level"]
         np.testing.assert_allclose(ours.to_numpy(), ref["u"], rtol=REL, atol=1e-5)
         np.testing.assert_allclose(se.to_numpy(), ref["se"], rtol=REL)
@@ -209,9 +220,11 @@ def test_group_effects_and_their_se_agree_with_lme4(fits):
 
 def test_singular_fit_warning_names_the_factor():
     assert REF["singular"]["singular"] is True
-    with pytest.warns(mlm.SingularFitWarning, match="variance of cohort is"):
+    with pytest.warns(mlm.SingularFitWarning, match=r"random effects of cohort is singular "
+                      r"\(Var\(cohort: \(Intercept\)\) = 0\).*lr_test"):
         m = mlm.fit_mixedlm(MODELS["singular"][1], _data("cohort"))
-    assert m.singular and m.cov_re["cohort"].iloc[0, 0] == 0.0
+    assert m.singular and m.random_terms["cohort"].cov.iloc[0, 0] == 0.0
+    assert m.optinfo.boundary_checked
     assert "boundary (singular) fit" in mlm.summary(m)
     assert not REF["crossed"]["singular"]
 
@@ -233,8 +246,8 @@ def test_plots_of_a_model_with_several_factors():
     assert ax.get_xlabel().split(" ")[0] in {"lea", "school:lea"}
     with pytest.raises(ValueError, match="factor='school'"):
         mlm.plot_caterpillar(m, factor="school")
-    with pytest.raises(TypeError, match="one grouping factor"):
-        mlm.plot_residuals(m)
+    axes = mlm.plot_residuals(m)  # the level-2 panel: one series per factor
+    assert len(axes[0].get_legend().get_texts()) == 2
     with pytest.raises(TypeError, match="one grouping factor"):
         mlm.plot_group_lines(m, "gcsecnt")
     plt.close("all")

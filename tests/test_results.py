@@ -39,7 +39,7 @@ def linear(exam):
 def logistic(contra):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # all-0/all-1 districts
-        return mlm.fit_logit_mixed("use ~ age + urban", contra, "district")
+        return mlm.fit_logit_mixed("use ~ age + urban", contra, groups="district")
 
 
 def test_both_fitters_return_the_librarys_results(linear, logistic):
@@ -188,13 +188,18 @@ def test_both_fitters_share_conventions(fit, data_name, groups, formula):
     name = fit.__name__
     with pytest.raises(mlm.ColumnNotFoundError, match=rf"^{name}: groups='schul' is not a "
                                                       r"column of `data`"):
-        fit(formula, data, "schul")
+        fit(formula, data, groups="schul")
     with pytest.raises(TypeError, match=rf"^{name}: `groups` must be the name of a column"):
-        fit(formula, data, [groups])
+        fit(formula, data, groups=[groups])
     with pytest.raises(ValueError, match=rf"^{name}: the formula has random terms"):
-        fit(formula + f" + (1 | {groups})", data, groups)
+        fit(formula + f" + (1 | {groups})", data, groups=groups)
     with pytest.raises(TypeError, match=rf"^{name}: the formula comes first"):
-        fit(data, formula, groups)
+        fit(data, formula, groups=groups)
+    # arguments after `data` are named: a positional one gets an error saying so
+    with pytest.raises(TypeError, match=rf"^{name}: write the arguments after `data` with "
+                                        rf"their names, e.g. {name}\(formula, data, "
+                                        rf"groups='{groups}'\)"):
+        fit(formula, data, groups)
     # missing values anywhere the model looks (outcome included): dropped, with a warning
     response = formula.split("~")[0].strip()
     holes = data.copy()
@@ -203,10 +208,12 @@ def test_both_fitters_share_conventions(fit, data_name, groups, formula):
     holes.loc[2, groups] = np.nan
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        m = fit(formula, holes, groups)
+        m = fit(formula, holes, groups=groups)
     expected = (f"{name}: dropped 3 of {len(data)} rows with missing values in {response}, "
                 f"{groups}; the model uses the remaining {len(data) - 3} rows.")
     assert expected in [str(w.message) for w in caught]
+    # the warning names the student's line, not the library's
+    assert {w.filename for w in caught if str(w.message) == expected} == {__file__}
     assert m.nobs == len(data) - 3 and not {0, 1, 2} & set(m.rows)
 
 

@@ -307,7 +307,7 @@ def test_lr_test_and_compare_models_take_a_logistic_mixed_model(lme4_reference):
     g0 = smf.glm("use ~ 1", data=contra, family=sm.families.Binomial()).fit()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # all-0/all-1 districts
-        mixed = mlmhelpers.fit_logit_mixed("use ~ 1", contra, "district")
+        mixed = mlmhelpers.fit_logit_mixed("use ~ 1", contra, groups="district")
     res = lr_test(g0, mixed)
     expected = 2 * (lme4_reference["contra_g0"]["logLik"] - lme4_reference["contra_single_logLik"])
     assert res.statistic == pytest.approx(expected, abs=2e-3)

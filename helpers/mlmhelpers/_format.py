@@ -232,16 +232,7 @@ def varcorr_lines(vc):
 
 def lme4_formula(result):
     """``y ~ x + (1 + z | g)``: the model as lme4 writes it."""
-    if getattr(result, "lme4_formula", None):
-        return result.lme4_formula
-    lhs, rhs = result.formula.split("~", 1)
-    parts = []
-    for group, names in result.re_blocks:
-        terms = ["1" if n == "(Intercept)" else n for n in names]
-        if "(Intercept)" not in names:
-            terms = ["0"] + terms
-        parts.append(f"({' + '.join(terms)} | {group})")
-    return f"{lhs.strip()} ~ {rhs.strip()} + " + " + ".join(parts)
+    return result.lme4_formula
 
 
 def summary_text(result):
@@ -262,10 +253,7 @@ def summary_text(result):
     lines.append("")
     lines.append("Random effects:")
     lines += varcorr_lines(result.varcorr())
-    if isinstance(result.ngroups, dict):
-        groups = "; ".join(f"{g}, {k}" for g, k in result.ngroups.items())
-    else:
-        groups = ", ".join(f"{g}, {result.ngroups}" for g, _ in result.re_blocks)
+    groups = "; ".join(f"{g}, {k}" for g, k in result.ngrps.items())
     lines.append(f"Number of obs: {result.nobs}, groups:  {groups}")
     lines.append("")
     lines.append("Fixed effects:")

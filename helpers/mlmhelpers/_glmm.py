@@ -43,6 +43,9 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import optimize, special
 
+from ._deviance import DevianceModel
+from ._optimize import optimize_deviance
+
 
 def _loglik(y, eta):
     """Bernoulli log-probabilities ``y * eta - log(1 + exp(eta))`` for 0/1 ``y``,
@@ -282,6 +285,33 @@ class LogitRandomIntercept:
         return np.r_[theta, beta]
 
 
+class LaplaceDeviance(DevianceModel):
+    """The exactly converged Laplace deviance over ``(theta, *beta)``, for the
+    library's optimiser (:func:`mlmhelpers._optimize.optimize_deviance`):
+    theta is the one entry of a 1 x 1 ``T``, the fixed effects are extra
+    parameters (not profiled out, as in glmer's second stage)."""
+
+    def __init__(self, problem, start):
+        self.problem = problem
+        self.n, self.p = problem.X.shape
+        self.reml = False
+        self.qs = [1]
+        self.n_extra = self.p
+        self._start = np.asarray(start, dtype=float)
+
+    def start(self):
+        return self._start.copy()
+
+    def scales(self):
+        return np.ones(1 + self.p)
+
+    def deviance(self, x):
+        return self.problem.deviance(x, glmer=False, laplace=True)
+
+    def deviance_and_gradient(self, x):
+        return self.deviance(x), self.problem.laplace_gradient(x)
+
+
 def finite_difference(fun, x, delta=1e-4, fx=None):
     """Central-difference gradient and Hessian (the rule of lme4's ``deriv12``)."""
     x = np.asarray(x, dtype=float)
@@ -334,6 +364,7 @@ class FitOutput:
     converged: bool
     message: str
     n_evaluations: int
+    record: object = None   # the optimiser's FitRecord of the Laplace stage
 
 
 def _central_gradient(fun, x, step=1e-6):
@@ -390,18 +421,18 @@ def fit(problem: LogitRandomIntercept, grad_tol=1e-3):
     x0 = problem.stage1()
     messages = []
 
-    # (2) exactly converged Laplace deviance (cheap and smooth); theta is left
-    # free since the deviance is even in theta.
-    def exact(x):
-        return dev(x, glmer=False, laplace=True)
-
-    opt = optimize.minimize(exact, x0, method="BFGS", jac=problem.laplace_gradient,
-                            options={"gtol": 1e-4, "maxiter": 500})
-    x = opt.x.copy()
-    x[0] = abs(x[0])
-    optimizer_ok = opt.success or opt.status == 2  # 2: precision loss at the optimum
-    if not optimizer_ok:
-        messages.append(f"optimizer (BFGS): {opt.message}")
+    # (2) exactly converged Laplace deviance (cheap and smooth), minimised by the
+    # library's optimiser: theta is left free (the deviance is even in theta) and
+    # a theta near zero is checked off the boundary before it is believed.
+    laplace = LaplaceDeviance(problem, x0)
+    try:
+        record = optimize_deviance(laplace)
+        x = record.theta.copy()
+        count[0] += record.evaluations
+        optimizer_ok = bool(np.isfinite(record.deviance))
+    except RuntimeError as exc:
+        x, record, optimizer_ok = x0.copy(), None, False
+        messages.append(str(exc))
 
     # (3) Newton steps on glmer's deviance with nagq nodes.
     f = dev(x)
@@ -442,7 +473,7 @@ def fit(problem: LogitRandomIntercept, grad_tol=1e-3):
     return FitOutput(
         params=x, deviance=f, gradient=grad, hessian=hess, cov_beta=cov,
         cov_from_hessian=cov_from_hessian, max_grad=max_grad, converged=converged,
-        message="; ".join(messages), n_evaluations=count[0],
+        message="; ".join(messages), n_evaluations=count[0], record=record,
     )
 
 

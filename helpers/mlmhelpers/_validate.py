@@ -11,11 +11,16 @@ from __future__ import annotations
 import difflib
 import keyword
 import numbers
+import os
 import re
+import sys
+import warnings
 
 import numpy as np
 
 __all__ = ["ColumnNotFoundError"]
+
+_PACKAGE = os.path.dirname(os.path.abspath(__file__)) + os.sep
 
 # Identifiers that may appear in a formula without being data columns.
 FORMULA_FUNCTIONS = {
@@ -93,3 +98,16 @@ def suggest(name: str, columns, data=None) -> str:
     if close:
         return f" Did you mean {', '.join(repr(c) for c in close)}?"
     return ""
+
+
+def warn(message, category=UserWarning):
+    """``warnings.warn`` pointing at the first caller outside this package.
+
+    A warning then names the student's line, however deep in the library it
+    was raised.
+    """
+    level, frame = 2, sys._getframe(1)
+    while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(_PACKAGE):
+        frame = frame.f_back
+        level += 1
+    warnings.warn(message, category, stacklevel=level)

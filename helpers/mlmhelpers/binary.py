@@ -6,8 +6,10 @@ brings a small one, written to agree with R's ``glmer`` (lme4):
 * :func:`fit_logit_mixed` fits ``logit P(y = 1) = X beta + u_group`` with
   ``u_group ~ N(0, sigma2_u)``, by the Laplace approximation (``nagq=1``,
   glmer's default) or adaptive Gauss-Hermite quadrature (``nagq > 1``, glmer's
-  ``nAGQ``).  The numerical work lives in :mod:`mlmhelpers._glmm`; the data
-  are prepared by the same step as :func:`mlmhelpers.fit_mixedlm`'s.
+  ``nAGQ``).  The numerical work lives in :mod:`mlmhelpers._glmm`; the formula
+  and the data go through the same first two stages as
+  :func:`mlmhelpers.fit_mixedlm`'s (:mod:`mlmhelpers.modular`), and the
+  convergence messages and results class are the same.
 * :class:`LogitMixedResults` is a :class:`mlmhelpers.results.MixedResults`,
   like the linear results: the table and plot functions of the library
   (``fixed_effects``, ``random_effects``, ``summary``, ``vpc``,
@@ -25,12 +27,14 @@ import numpy as np
 import pandas as pd
 from scipy import special, stats
 
-from . import _glmm, style
+from . import _checks, _glmm, style
 from ._axes import course_plot, new_axes
-from ._formula import lme4_blocks
-from ._prepare import prepare
-from ._validate import check_alpha, is_whole
-from .results import MixedResults
+from ._formula import model_spec
+from ._frame import EXAMPLES, check_arguments, check_groups_argument, model_frame
+from ._optimize import Attempt, FitRecord
+from ._validate import check_alpha, is_whole, warn
+from .linear import keyword_only_after_data
+from .results import MixedResults, RandomTermFit
 
 __all__ = ["fit_logit_mixed", "LogitMixedResults", "odds_ratios", "plot_coefficients"]
 
@@ -55,7 +59,8 @@ def _check_nagq(nagq):
 # ----------------------------------------------------------------------------
 # Fitting
 # ----------------------------------------------------------------------------
-def fit_logit_mixed(formula, data, groups=None, nagq=1):
+@keyword_only_after_data
+def fit_logit_mixed(formula, data, *, groups=None, nagq=1):
     """Fit a two-level logistic regression with a random intercept by maximum likelihood.
 
     The model is ``logit P(y_ij = 1) = x_ij' beta + u_j`` with group effects
@@ -77,10 +82,10 @@ def fit_logit_mixed(formula, data, groups=None, nagq=1):
         One row per level-1 unit.  Rows with a missing value in a column the
         model uses (outcome, covariate or group) are dropped, with a warning
         saying how many (as R's ``na.omit``).
-    groups : str, optional
+    groups : str, optional (by name)
         Name of the column that identifies the level-2 units (omitted when
         the formula has the ``(1 | g)`` term).
-    nagq : int, default 1
+    nagq : int, default 1 (by name)
         Number of quadrature points per group: 1 is the Laplace approximation
         (glmer's default); more (e.g. 25) is adaptive Gauss-Hermite
         quadrature, a more accurate likelihood.
@@ -103,7 +108,7 @@ def fit_logit_mixed(formula, data, groups=None, nagq=1):
     --------
     >>> import mlmhelpers as mlm
     >>> contra = mlm.load_dataset("contraception")
-    >>> m = mlm.fit_logit_mixed("use ~ age + urban", contra, groups="district")
+    >>> m = mlm.fit_logit_mixed("use ~ age + urban + (1 | district)", contra)
     >>> m.fe_params.round(3)
     Intercept    -0.703
     urban[T.Y]    0.653
@@ -113,25 +118,25 @@ def fit_logit_mixed(formula, data, groups=None, nagq=1):
     (0.1915, -1250.2)
     """
     nagq = _check_nagq(nagq)
-    fixed, blocks, single = lme4_blocks(
-        "fit_logit_mixed", formula, groups, None,
-        dict(formula="use ~ age + urban", groups="district"))
-    if blocks:
-        if single is None or single[1] is not None:
-            raise ValueError(
-                "fit_logit_mixed: a logistic model here has one random intercept: write "
-                "(1 | g) with one grouping column, e.g. 'use ~ age + urban + (1 | district)'. "
-                f"The random part of {formula!r} is not supported for logistic models.")
-        formula, groups = fixed, single[0]
-    design = prepare("fit_logit_mixed", formula, data, groups, family="binomial")
-    problem = _glmm.LogitRandomIntercept(design.X, design.y, design.codes, design.ngroups, nagq)
+    func = "fit_logit_mixed"
+    check_arguments(func, formula, data, family="binomial")
+    check_groups_argument(func, groups, data, family="binomial")
+    spec = model_spec(func, formula, groups=groups, example=EXAMPLES["binomial"])
+    if len(spec.random) != 1 or spec.random[0].rhs != "1" or len(spec.random[0].factors) != 1:
+        raise ValueError(
+            "fit_logit_mixed: a logistic model here has one random intercept: write "
+            "(1 | g) with one grouping column, e.g. 'use ~ age + urban + (1 | district)'. "
+            f"The random part of {formula!r} is not supported for logistic models.")
+    frame = model_frame(func, spec, data, family="binomial")
+    term = frame.terms[0]
+    problem = _glmm.LogitRandomIntercept(frame.X, frame.y, term.codes, term.m, nagq)
     out = _glmm.fit(problem)
-    result = LogitMixedResults(design, out, problem, nagq=nagq)
-    for msg in result.warnings:
+    result = LogitMixedResults(frame, out, problem, nagq=nagq)
+    for category, msg in result._messages:
         # groups with one outcome are information, not a problem: the summary notes them
         # (once), and a warning as well would show the same sentence twice in a notebook
         if msg not in result._information:
-            warnings.warn(msg, UserWarning, stacklevel=2)
+            warn(msg, category)
     return result
 
 
@@ -161,7 +166,7 @@ class LogitMixedResults(MixedResults):
     Examples
     --------
     >>> import mlmhelpers as mlm
-    >>> m = mlm.fit_logit_mixed("use ~ urban", mlm.load_dataset("contraception"), "district")
+    >>> m = mlm.fit_logit_mixed("use ~ urban + (1 | district)", mlm.load_dataset("contraception"))
     >>> m.nobs, m.ngroups, m.converged
     (1934, 60, True)
     >>> m.conf_int().round(2)
@@ -174,61 +179,74 @@ class LogitMixedResults(MixedResults):
     _p_in_table = True
     family = "binomial"
 
-    def __init__(self, design, out, problem, *, nagq):
+    def __init__(self, frame, out, problem, *, nagq):
         theta = float(out.params[0])
         u, se = problem.conditional_effects(out.params)
-        self._set_common(design=design, beta=out.params[1:], vcov=out.cov_beta,
-                         cov_re=[[theta**2]], llf=-0.5 * float(out.deviance),
-                         b=np.asarray(u)[:, None], b_se=np.asarray(se)[:, None],
-                         converged=out.converged, singular=theta == 0.0, notes=())
+        se = np.asarray(se, float)
+        terms = [RandomTermFit(frame.terms[0], [[theta**2]], np.asarray(u, float)[:, None],
+                               (se**2)[:, None, None])]
+        stage = out.record
+        attempts = list(stage.attempts) if stage is not None else []
+        attempts.append(Attempt("Newton steps on glmer's deviance", float(out.deviance),
+                                int(out.n_evaluations)))
+        optinfo = FitRecord(theta=np.array([abs(theta)]), deviance=float(out.deviance),
+                            evaluations=int(out.n_evaluations), gradient=float(out.max_grad),
+                            attempts=attempts,
+                            boundary_checked=bool(stage is not None and stage.boundary_checked),
+                            boundary=[0] if theta == 0.0 else [],
+                            method="BFGS, then Newton")
+        self._set_common(frame=frame, beta=out.params[1:], vcov=out.cov_beta,
+                         llf=-0.5 * float(out.deviance), terms=terms, converged=out.converged,
+                         singular=theta == 0.0, notes=(), optinfo=optinfo)
         self.nagq = int(nagq)
         self.method = "Laplace" if nagq == 1 else f"AGQ({nagq})"
-        self.outcome = design.response
+        self.outcome = frame.response
         self.var_re = theta**2
         self.sd_re = abs(theta)
         self._fit = out
-        self.warnings = self._diagnose(out)
+        self._messages = self._diagnose(out)
+        self.warnings = [text for _, text in self._messages]
 
     # -- diagnostics -----------------------------------------------------------
     def _diagnose(self, out):
+        """The fit's messages as (warning class, text)."""
         notes, self._information = [], []
         means = np.bincount(self._codes, weights=self._y, minlength=self.ngroups)
         means = means / self.group_sizes.to_numpy()
         n0, n1 = int(np.sum(means == 0)), int(np.sum(means == 1))
         if n0 + n1:
-            notes.append(
-                f"{n0 + n1} of {self.ngroups} {self.groups} groups have the same outcome for "
-                f"every member ({n0} all 0, {n1} all 1). That is fine for this model: their "
-                "effects are pulled towards the average and have wide intervals.")
-            self._information.append(notes[-1])
+            text = (f"{n0 + n1} of {self.ngroups} {self.groups} groups have the same outcome "
+                    f"for every member ({n0} all 0, {n1} all 1). That is fine for this model: "
+                    "their effects are pulled towards the average and have wide intervals.")
+            notes.append((UserWarning, text))
+            self._information.append(text)
         bse = self.bse_fe
         big = self.fe_params[(self.fe_params.abs() > 10) | (bse > 50)]
         big = big.drop([c for c in big.index if c == "Intercept"], errors="ignore")
         if len(big):
             terms = ", ".join(f"{k} = {v:.3g} (SE {bse[k]:.3g})" for k, v in big.items())
-            notes.append(
+            notes.append((UserWarning,
                 f"Very large estimate(s): {terms}. The outcome is probably (almost) perfectly "
                 "separated by this term: in one of its categories everybody (or nobody) has the "
                 "outcome, so the maximum-likelihood estimate is infinite. Do not interpret it; "
-                "merge categories or drop the term.")
+                "merge categories or drop the term."))
         if self.var_re > 100:
-            notes.append(
+            notes.append((UserWarning,
                 f"The variance between {self.groups} groups is huge ({self.var_re:.3g}): the "
                 "outcome is (almost) completely determined by the group, e.g. most groups have "
-                "all 0 or all 1, so the variance cannot be estimated well. Check the data.")
+                "all 0 or all 1, so the variance cannot be estimated well. Check the data."))
         if self.singular:
-            notes.append(
-                f"boundary (singular) fit: the variance between {self.groups} groups is "
-                "estimated as zero, so the model is the same as a single-level logistic "
-                "regression.")
+            term = self.random_terms[0]
+            notes.append((_checks.SingularFitWarning, _checks.singular_message(
+                [(term.name, term.names, term.cov.to_numpy())])))
         if not out.cov_from_hessian:
-            notes.append(
-                "The standard errors come from the curvature of the likelihood with the variance "
-                "held fixed: the full Hessian was not positive definite.")
+            notes.append((UserWarning,
+                "The standard errors come from the curvature of the likelihood with the "
+                "variance held fixed: the full Hessian was not positive definite."))
         if not self.converged:
-            notes.append(
-                f"Model failed to converge: {out.message or 'the optimiser did not finish'}. "
-                "Do not trust these estimates; try rescaling covariates or a simpler model.")
+            notes.append((_checks.ConvergenceWarning,
+                          _checks.convergence_message(out.max_grad, 1e-3)
+                          + (f" ({out.message})" if out.message else "")))
         return notes
 
     def _summary_header(self):
@@ -264,7 +282,7 @@ class LogitMixedResults(MixedResults):
         Examples
         --------
         >>> import pandas as pd, mlmhelpers as mlm
-        >>> m = mlm.fit_logit_mixed("use ~ urban", mlm.load_dataset("contraception"), "district")
+        >>> m = mlm.fit_logit_mixed("use ~ urban + (1 | district)", mlm.load_dataset("contraception"))
         >>> new = pd.DataFrame({"urban": ["N", "Y"]})
         >>> m.predict(new, include_random=False).round(3).tolist()
         [0.332, 0.488]
@@ -272,9 +290,9 @@ class LogitMixedResults(MixedResults):
         if which not in ("probability", "link"):
             raise ValueError(f"which must be 'probability' or 'link', got {which!r}.")
         if exog is None:
-            eta = self._X @ self.fe_params.to_numpy()
+            eta = self._fixed_part()
             if include_random:
-                eta = eta + self.ranef.to_numpy()[self._codes, 0]
+                eta = eta + self._random_part_of_rows()
             index = self.rows
         else:
             if not isinstance(exog, pd.DataFrame):
@@ -340,7 +358,7 @@ class LogitMixedResults(MixedResults):
         Examples
         --------
         >>> import mlmhelpers as mlm
-        >>> m = mlm.fit_logit_mixed("use ~ urban", mlm.load_dataset("contraception"), "district")
+        >>> m = mlm.fit_logit_mixed("use ~ urban + (1 | district)", mlm.load_dataset("contraception"))
         >>> round(m.vpc(), 3), round(m.vpc("linearisation", at={"urban": "Y"}), 3)
         (0.054, 0.045)
         """
@@ -368,7 +386,7 @@ class LogitMixedResults(MixedResults):
 
     def __repr__(self):
         status = "converged" if self.converged else "NOT converged"
-        return (f"<LogitMixedResults: {self.formula} + (1 | {self.groups}), nobs={self.nobs}, "
+        return (f"<LogitMixedResults: {self.lme4_formula}, nobs={self.nobs}, "
                 f"ngroups={self.ngroups}, llf={self.llf:.3f}, {status}>")
 
 
@@ -377,7 +395,7 @@ class LogitMixedResults(MixedResults):
 # ----------------------------------------------------------------------------
 def _coefficients(result):
     """(estimates, standard errors, is_logit) of a supported result."""
-    from .results import as_mixed
+    from .tables import as_mixed
 
     mixed = as_mixed(result)
     if mixed is not None:
@@ -416,7 +434,7 @@ def odds_ratios(result, alpha=0.05):
     Examples
     --------
     >>> import mlmhelpers as mlm
-    >>> m = mlm.fit_logit_mixed("use ~ urban", mlm.load_dataset("contraception"), "district")
+    >>> m = mlm.fit_logit_mixed("use ~ urban + (1 | district)", mlm.load_dataset("contraception"))
     >>> mlm.odds_ratios(m).round(2)
                 odds ratio  lower  upper
     Intercept         0.50   0.42   0.59
@@ -477,7 +495,8 @@ def plot_coefficients(result, *, odds=False, ax=None, intercept=False, alpha=0.0
     --------
     >>> import matplotlib; matplotlib.use("Agg")
     >>> import mlmhelpers as mlm
-    >>> m = mlm.fit_logit_mixed("use ~ age + urban", mlm.load_dataset("contraception"), "district")
+    >>> m = mlm.fit_logit_mixed("use ~ age + urban + (1 | district)",
+    ...                         mlm.load_dataset("contraception"))
     >>> ax = mlm.plot_coefficients(m, odds=True)
     >>> ax.get_xlabel()
     'Odds ratio (log scale)'

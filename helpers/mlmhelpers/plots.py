@@ -18,8 +18,7 @@ from . import style
 from ._axes import course_plot
 from ._axes import new_axes as _new_axes
 from ._validate import check_alpha, identifiers, is_whole
-from .results import LinearMixedResults, as_mixed
-from .tables import _mixed
+from .tables import _mixed, as_mixed
 
 __all__ = ["plot_caterpillar", "plot_group_lines", "plot_residuals"]
 
@@ -65,9 +64,9 @@ def plot_caterpillar(result, *, ax=None, term=None, alpha=0.05, factor=None):
     alpha = check_alpha("plot_caterpillar()", alpha)
     mixed = _mixed("group_effects", result)
     ge = mixed.group_effects(alpha=alpha)
-    group = mixed.groups
-    if "factor" in ge.columns:
-        factors = list(dict.fromkeys(ge["factor"]))
+    factors = mixed.random_terms.names
+    group = factors[0]
+    if len(factors) > 1:
         if factor is None:
             factor = factors[0]
         if factor not in factors:
@@ -104,16 +103,17 @@ def plot_caterpillar(result, *, ax=None, term=None, alpha=0.05, factor=None):
     return ax
 
 
-def _linear(func, result) -> LinearMixedResults:
+def _linear(func, result, one_term=True):
     mixed = as_mixed(result)
-    if not isinstance(mixed, LinearMixedResults):
+    if mixed is None or mixed.family != "gaussian":
         raise TypeError(
             f"{func}() draws linear multilevel models fitted with fit_mixedlm(); "
             f"got {type(result).__name__}.")
-    if isinstance(mixed.cov_re, dict):
+    names = mixed.random_terms.names
+    if one_term and len(names) > 1:
         raise TypeError(
             f"{func}() draws models with one grouping factor; this one has "
-            f"{len(mixed.cov_re)} ({', '.join(mixed.cov_re)}). Use "
+            f"{len(names)} ({', '.join(names)}). Use "
             "plot_caterpillar(m, factor=...) for each factor's effects, or fit the "
             "two-level model with one factor.")
     return mixed
@@ -286,7 +286,7 @@ def plot_residuals(result, *, ax=None):
     >>> len(axes), axes[1].get_title()
     (3, 'Level-1 residuals')
     """
-    res = _linear("plot_residuals", result)
+    res = _linear("plot_residuals", result, one_term=False)
     if ax is None:
         import matplotlib.pyplot as plt
 
@@ -299,21 +299,25 @@ def plot_residuals(result, *, ax=None):
                 "plt.subplots(1, 3)[1]) or None, one per panel.")
         axes = np.array([_new_axes(a) for a in axes], dtype=object)
         fig = None
-    fixed, rand = res._fitted_parts()
-    fitted = fixed + rand
+    fitted = res._fixed_part() + res._random_part_of_rows()
     resid = res._y - fitted
-    group = res.groups
+    terms = res.random_terms
 
     a = axes[0]
-    for k, term in enumerate(res.re_names):
-        eff = np.sort(res.ranef[term].to_numpy(float))
+    series = [(t, name) for t in terms for name in t.names]
+    for k, (t, name) in enumerate(series):
+        eff = np.sort(t.ranef[name].to_numpy(float))
         probs = (np.arange(1, len(eff) + 1) - 0.5) / len(eff)
+        k = k % len(style.MARKERS)
+        label = name if len(terms) == 1 else f"{t.name}: {name}"
         a.plot(stats.norm.ppf(probs), eff, linestyle="none", marker=style.MARKERS[k], markersize=4,
-               color=style.PALETTE[k], label=term)
+               color=style.PALETTE[k % len(style.PALETTE)], label=label)
         sd = eff.std(ddof=1) if len(eff) > 1 else 0.0
         qq = np.array([-3, 3])
-        a.plot(qq, eff.mean() + sd * qq, color="grey", linestyle=style.LINESTYLES[k], linewidth=1)
-    a.set_title(f"Level-2 residuals ({group} effects)")
+        a.plot(qq, eff.mean() + sd * qq, color="grey",
+               linestyle=style.LINESTYLES[k % len(style.LINESTYLES)], linewidth=1)
+    which = terms[0].name if len(terms) == 1 else "group"
+    a.set_title(f"Level-2 residuals ({which} effects)")
     a.set_xlabel("normal quantiles")
     a.set_ylabel("predicted effect")
     a.legend(frameon=False)

@@ -1,20 +1,20 @@
-"""The library's results classes: one model for linear and logistic mixed models.
+"""Stage 6 of fitting: one results class (lme4's ``mkMerMod``).
 
-:class:`MixedResults` holds what both kinds share - the fixed effects with
-their covariance, the random part (``cov_re``, lme4's VarCorr table), the
-predicted group effects with conditional standard errors, the fit criteria,
-the warnings - and the methods that present them (``summary()``,
-``fixed_effects()``, ``varcorr()``, ``group_effects()``, ``conf_int()``).
-:class:`LinearMixedResults` (from :func:`mlmhelpers.fit_mixedlm`) and
-:class:`mlmhelpers.LogitMixedResults` (from :func:`mlmhelpers.fit_logit_mixed`)
-add what is particular to each.  The library's free functions (``summary``,
-``fixed_effects``, ``random_effects``, ``vpc``, ``lr_test``, the plots) call
-these methods, so a table is the same whichever way it is asked for.
+:class:`MixedResults` holds what every fitted mixed model of the library
+has - the fixed effects with their covariance, the random part as a list of
+fitted random terms (:class:`RandomTermFit`: one per covariance block, each
+with its covariance matrix and its groups' predicted effects), the fit
+criteria, the convergence evidence and the warnings - and implements the
+tables, the group effects, the summary and the predictions once, for any
+number of random terms.  :class:`LinearMixedResults` (from
+:func:`mlmhelpers.fit_mixedlm`) and :class:`mlmhelpers.LogitMixedResults`
+(from :func:`mlmhelpers.fit_logit_mixed`) add what is particular to each.
 
-The random part is kept as a list of blocks ``re_blocks = [(grouping
-factor, [term names])]``, named as lme4's ``VarCorr()`` names them: one
-block for one grouping factor, several for a model written with several
-random terms (:class:`MultiLinearMixedResults`).
+A model with one random term (the course's two-level models) also has the
+single-term conveniences students know from statsmodels: ``cov_re``,
+``ranef``, ``ranef_se``, ``ngroups``, ``groups``, ``re_names``,
+``group_sizes``.  With several terms those ask for a choice and say how
+to make it: ``result.random_terms["lea"].cov``.
 """
 
 from __future__ import annotations
@@ -24,10 +24,9 @@ import pandas as pd
 from scipy import stats
 
 from . import _format
-from ._lmm import is_singular
-from ._validate import check_alpha, is_number
+from ._validate import check_alpha, is_number, warn
 
-__all__ = ["MixedResults", "LinearMixedResults", "MultiLinearMixedResults"]
+__all__ = ["MixedResults", "LinearMixedResults", "RandomTermFit", "RandomTerms"]
 
 _RANDOM_EFFECTS_TRAP = (
     "This result has no .random_effects attribute, to avoid a trap: in statsmodels it "
@@ -37,13 +36,126 @@ _RANDOM_EFFECTS_TRAP = (
     "m.statsmodels.random_effects for statsmodels' own dictionary.")
 
 
+class RandomTermFit:
+    """One fitted random term: ``(terms | factor)`` with its estimates.
+
+    Attributes
+    ----------
+    name : str
+        lme4's name in ``VarCorr`` (``school``, ``school:lea``, ``g.1``).
+    factor : str
+        The grouping factor (``school``, ``school:lea``).
+    names : list of str
+        The random terms: ``(Intercept)``, ``standlrt``.
+    cov : pandas.DataFrame
+        Covariance matrix of the term's random effects.
+    ranef : pandas.DataFrame
+        Predicted effects (conditional modes), one row per group.
+    ranef_se : pandas.DataFrame
+        Their conditional standard errors (lme4's ``condVar``).
+    group_sizes : pandas.Series
+        Rows per group.
+    """
+
+    def __init__(self, term, cov, b, condvar):
+        self.name = term.name
+        self.factor = term.factor
+        self.columns = tuple(term.columns)
+        self.names = list(term.names)
+        self.cov = pd.DataFrame(np.asarray(cov, float), index=self.names, columns=self.names)
+        self.ranef = pd.DataFrame(np.asarray(b, float), index=term.labels, columns=self.names)
+        self.group_sizes = term.sizes
+        self._term = term
+        self._condvar = condvar  # () -> (m, q, q), or the array
+
+    @property
+    def ngroups(self):
+        return len(self.ranef)
+
+    @property
+    def q(self):
+        return len(self.names)
+
+    @property
+    def condvar(self):
+        """Conditional covariance matrices of the effects, (groups, q, q)."""
+        if callable(self._condvar):
+            self._condvar = np.asarray(self._condvar(), float)
+        return self._condvar
+
+    @property
+    def ranef_se(self):
+        se = np.sqrt(np.clip(np.diagonal(self.condvar, axis1=1, axis2=2), 0, None))
+        return pd.DataFrame(se, index=self.ranef.index, columns=self.names)
+
+    @property
+    def codes(self):
+        return self._term.codes
+
+    @property
+    def Z(self):
+        return self._term.Z
+
+    def effects_of_rows(self):
+        """Z_i b_group(i) for every row of the fit."""
+        return np.einsum("ik,ik->i", self.Z, self.ranef.to_numpy()[self.codes])
+
+    def __repr__(self):
+        return (f"<RandomTermFit ({' + '.join(self.names)} | {self.name}): "
+                f"{self.ngroups} groups>")
+
+
+class RandomTerms(tuple):
+    """The fitted random terms of a model, in lme4's order; also indexed by name.
+
+    >>> # m.random_terms[0], m.random_terms["lea"], [t.name for t in m.random_terms]
+    """
+
+    def __getitem__(self, key):
+        if isinstance(key, str):
+            for term in self:
+                if term.name == key:
+                    return term
+            raise KeyError(
+                f"{key!r} is not a random term of this model; its terms are "
+                f"{', '.join(repr(t.name) for t in self)}.")
+        return tuple.__getitem__(self, key)
+
+    @property
+    def names(self):
+        return [t.name for t in self]
+
+
+class _LazyCondvar:
+    """Conditional variances of all terms, computed once on first use."""
+
+    def __init__(self, provider):
+        self._provider = provider
+        self._value = None
+
+    def term(self, k):
+        def get():
+            if self._value is None:
+                self._value = list(self._provider())
+            return self._value[k]
+        return get
+
+
+def fit_terms(frame_terms, covs, b, condvar):
+    """RandomTermFit per term from the model frame's terms and the estimates."""
+    lazy = _LazyCondvar(condvar)
+    return RandomTerms(RandomTermFit(t, c, bk, lazy.term(k))
+                       for k, (t, c, bk) in enumerate(zip(frame_terms, covs, b)))
+
+
 class MixedResults:
     """What every fitted mixed model of the library has (see the module docstring).
 
     Attributes
     ----------
     formula : str
-        The fixed part, ``"y ~ x"``; ``groups`` the grouping column.
+        The fixed part, ``"y ~ x"``; ``lme4_formula`` the whole model as lme4
+        writes it.
     fe_params : pandas.Series
         Fixed effects, named as patsy names the terms (``Intercept``,
         ``schgend[T.boysch]``).
@@ -51,20 +163,23 @@ class MixedResults:
         Standard errors (lme4's), Wald statistics and two-sided normal p-values.
     cov_params_fe : pandas.DataFrame
         Covariance matrix of the fixed effects (lme4's ``vcov()``).
-    cov_re : pandas.DataFrame
-        Covariance matrix of the random effects (terms x terms).
+    random_terms : RandomTerms
+        The fitted random terms (:class:`RandomTermFit`), also by name:
+        ``m.random_terms["school"].cov``.
     llf, deviance, aic, bic : float
         Log-likelihood, ``-2 llf``, and the information criteria.
-    nobs, ngroups, k_params, df_resid : int
-    ranef, ranef_se : pandas.DataFrame
-        Predicted group effects (conditional modes, lme4's ``ranef()``) and
-        their conditional standard errors: one row per group, one column per
-        random term.
+    nobs, k_params, df_resid : int
+    ngrps : pandas.Series
+        Number of groups of each grouping factor (lme4's ``ngrps()``).
     singular, converged : bool
     warnings : list of str
         What the fit warned about.
-    re_blocks : list of (str, list of str)
-        The random part: (grouping column, random term names) per factor.
+    optinfo : FitRecord or None
+        The optimiser's evidence: evaluations, the largest projected
+        gradient, the attempts (restarts) tried, the boundary check.
+    cov_re, ranef, ranef_se, ngroups, groups, re_names, group_sizes
+        Conveniences for a model with one random term (see the module
+        docstring).
     """
 
     _statistic = "t value"
@@ -73,38 +188,100 @@ class MixedResults:
     reml = False
 
     # -- construction ------------------------------------------------------------
-    def _set_common(self, *, design, beta, vcov, cov_re, llf, b, b_se, converged,
-                    singular, notes):
-        names = list(design.exog_names)
-        self.formula = design.formula
-        self.response = design.response
-        self.groups = design.groups
-        self.re_names = list(design.re_names)
-        self.re_blocks = [(design.groups, list(design.re_names))]
+    def _set_common(self, *, frame, beta, vcov, llf, terms, converged, singular, notes,
+                    optinfo=None):
+        names = list(frame.exog_names)
+        self.formula = frame.fixed
+        self.lme4_formula = frame.formula
+        self.response = frame.response
         self.exog_names = names
         self.fe_params = pd.Series(np.asarray(beta, float), index=names, name="Estimate")
         self.cov_params_fe = pd.DataFrame(np.asarray(vcov, float), index=names, columns=names)
-        self.cov_re = pd.DataFrame(np.asarray(cov_re, float), index=self.re_names,
-                                   columns=self.re_names)
+        self.random_terms = RandomTerms(terms)
         self.llf = float(llf)
-        self.nobs = int(design.n)
-        self.ngroups = int(design.ngroups)
-        labels = design.group_labels
-        self.ranef = pd.DataFrame(np.asarray(b, float), index=labels, columns=self.re_names)
-        self.ranef_se = pd.DataFrame(np.asarray(b_se, float), index=labels,
-                                     columns=self.re_names)
-        self.group_sizes = pd.Series(np.bincount(design.codes, minlength=design.ngroups),
-                                     index=labels, name="n")
-        self.rows = design.rows
+        self.nobs = int(frame.n)
+        self.rows = frame.rows
         self.converged = bool(converged)
         self.singular = bool(singular)
         self.warnings = list(notes)
-        self._X, self._y, self._codes, self._Z = design.X, design.y, design.codes, design.Z
-        self._design_info = design.design_info
-        self._re_design_info = design.re_design_info
-        self._variables = design.variables
-        self._frame = design.frame
-        self._group_dtype = design.frame[design.groups].dtype
+        self.optinfo = optinfo
+        self._X, self._y = frame.X, frame.y
+        self._design_info = frame.design_info
+        self._variables = frame.variables
+        self._frame = frame.frame
+
+    # -- one random term: the conveniences -------------------------------------------
+    def _single(self, attribute):
+        if len(self.random_terms) == 1:
+            return self.random_terms[0]
+        names = self.random_terms.names
+        raise AttributeError(
+            f"`{attribute}` is for a model with one random term; this one has "
+            f"{len(names)} ({', '.join(names)}). Ask for one of them, e.g. "
+            f"result.random_terms[{names[-1]!r}].{_TERM_ATTRIBUTE.get(attribute, attribute)}, "
+            "or use the tables, which show every term: random_effects(result), "
+            "group_effects(result).")
+
+    @property
+    def groups(self):
+        """The grouping column (one random term)."""
+        return self._single("groups").factor
+
+    @property
+    def re_names(self):
+        """The random terms' names, ``(Intercept)``, ``standlrt`` (one random term)."""
+        return list(self._single("re_names").names)
+
+    @property
+    def cov_re(self):
+        """Covariance matrix of the random effects (one random term)."""
+        return self._single("cov_re").cov
+
+    @property
+    def ranef(self):
+        """Predicted group effects, one row per group (one random term)."""
+        return self._single("ranef").ranef
+
+    @property
+    def ranef_se(self):
+        """Conditional standard errors of ``ranef`` (one random term)."""
+        return self._single("ranef_se").ranef_se
+
+    @property
+    def condvar(self):
+        """Conditional covariances of ``ranef``, (groups, q, q) (one random term)."""
+        return self._single("condvar").condvar
+
+    @property
+    def ngroups(self):
+        """Number of groups (one random term; ``ngrps`` for any model)."""
+        return self._single("ngroups").ngroups
+
+    @property
+    def group_sizes(self):
+        """Rows per group (one random term)."""
+        return self._single("group_sizes").group_sizes
+
+    @property
+    def _codes(self):
+        return self._single("groups").codes
+
+    @property
+    def _Z(self):
+        return self._single("re_names").Z
+
+    @property
+    def ngrps(self):
+        """Number of groups of each grouping factor, as lme4's ``ngrps()``."""
+        out = {}
+        for term in self.random_terms:
+            out.setdefault(term.factor, term.ngroups)
+        return pd.Series(out, name="groups", dtype=int)
+
+    @property
+    def re_blocks(self):
+        """[(lme4's name of the term, [term names])] for every random term."""
+        return [(t.name, list(t.names)) for t in self.random_terms]
 
     # -- derived quantities --------------------------------------------------------
     @property
@@ -129,8 +306,7 @@ class MixedResults:
 
     @property
     def n_variance_params(self):
-        q = len(self.re_names)
-        return q * (q + 1) // 2
+        return sum(t.q * (t.q + 1) // 2 for t in self.random_terms)
 
     @property
     def k_params(self):
@@ -157,14 +333,14 @@ class MixedResults:
     @property
     def params(self):
         """Fixed effects followed by the random-part variances and covariances."""
-        cov = self.cov_re.to_numpy()
         names, values = [], []
-        for i, a in enumerate(self.re_names):
-            for j in range(i + 1):
-                b = self.re_names[j]
-                names.append(f"Var({self.groups}: {a})" if i == j
-                             else f"Cov({self.groups}: {b}, {a})")
-                values.append(cov[i, j])
+        for term in self.random_terms:
+            cov = term.cov.to_numpy()
+            for i, a in enumerate(term.names):
+                for j in range(i + 1):
+                    names.append(f"Var({term.name}: {a})" if i == j
+                                 else f"Cov({term.name}: {term.names[j]}, {a})")
+                    values.append(cov[i, j])
         return pd.concat([self.fe_params, pd.Series(values, index=names)]).rename("params")
 
     @property
@@ -205,18 +381,17 @@ class MixedResults:
     def varcorr(self):
         """Variances, SDs and correlations of the random part (lme4's ``VarCorr``).
 
-        The table :func:`mlmhelpers.random_effects` returns.
+        The table :func:`mlmhelpers.random_effects` returns: one row per term
+        of every random term, then the residual (linear models).
         """
         rows = []
-        for group, names in self.re_blocks:
-            cov = self.cov_re.loc[names, names].to_numpy()
+        for term in self.random_terms:
+            cov = term.cov.to_numpy()
             sd = np.sqrt(np.clip(np.diag(cov), 0, None))
-            for k, name in enumerate(names):
-                if k == 0 or sd[0] == 0 or sd[k] == 0:
-                    corr = np.nan
-                else:
-                    corr = cov[0, k] / (sd[0] * sd[k])
-                rows.append(dict(Groups=group, Name=name, Variance=cov[k, k],
+            for k, name in enumerate(term.names):
+                corr = (np.nan if k == 0 or sd[0] == 0 or sd[k] == 0
+                        else cov[0, k] / (sd[0] * sd[k]))
+                rows.append(dict(Groups=term.name, Name=name, Variance=cov[k, k],
                                  **{"Std.Dev.": sd[k]}, Corr=corr))
         residual = self._residual_variance()
         if residual is not None:
@@ -231,25 +406,30 @@ class MixedResults:
         return None
 
     def group_effects(self, alpha=0.05):
-        """Predicted group effects with intervals; see :func:`mlmhelpers.group_effects`."""
+        """Predicted group effects with intervals; see :func:`mlmhelpers.group_effects`.
+
+        With several random terms the table starts with a ``factor`` column
+        (lme4's name of the term each row belongs to).
+        """
         alpha = check_alpha("group_effects()", alpha)
         z = stats.norm.ppf(1 - alpha / 2)
-        labels = self.ranef.index.to_numpy()
-        m, q = self.ranef.shape
-        eff = self.ranef.to_numpy().T.ravel()            # term by term
-        se = self.ranef_se.to_numpy().T.ravel()
-        ranks = np.empty(m * q, dtype=int)
-        for k in range(q):
-            block = eff[k * m:(k + 1) * m]
-            order = np.argsort(block, kind="stable")
-            r = np.empty(m, dtype=int)
-            r[order] = np.arange(1, m + 1)
-            ranks[k * m:(k + 1) * m] = r
-        out = pd.DataFrame({"group": np.tile(labels, q),
-                            "term": np.repeat(np.asarray(self.re_names, dtype=object), m),
-                            "effect": eff, "se": se, "lower": eff - z * se,
-                            "upper": eff + z * se, "rank": ranks})
-        out["term"] = out["term"].astype(object)
+        parts = []
+        for term in self.random_terms:
+            ses = term.ranef_se
+            for name in term.names:
+                eff = term.ranef[name].to_numpy(dtype=float)
+                se = ses[name].to_numpy(dtype=float)
+                rank = np.empty(len(eff), dtype=int)
+                rank[np.argsort(eff, kind="stable")] = np.arange(1, len(eff) + 1)
+                parts.append(pd.DataFrame({
+                    "factor": term.name, "group": term.ranef.index.to_numpy(),
+                    "term": name, "effect": eff, "se": se, "lower": eff - z * se,
+                    "upper": eff + z * se, "rank": rank}))
+        out = pd.concat(parts, ignore_index=True)
+        for col in ("factor", "term"):
+            out[col] = out[col].astype(object)
+        if len(self.random_terms) == 1:
+            out = out.drop(columns="factor")
         return out
 
     def summary(self):
@@ -263,7 +443,16 @@ class MixedResults:
                     mixed=True, n_variance_params=int(self.n_variance_params),
                     response=self.response, nagq=getattr(self, "nagq", None))
 
-    # -- design for new data ----------------------------------------------------------
+    # -- predictions ------------------------------------------------------------------
+    def _fixed_part(self):
+        return self._X @ self.fe_params.to_numpy()
+
+    def _random_part_of_rows(self):
+        out = np.zeros(self.nobs)
+        for term in self.random_terms:
+            out += term.effects_of_rows()
+        return out
+
     def _design(self, frame):
         import patsy
 
@@ -276,45 +465,52 @@ class MixedResults:
         return np.asarray(X, dtype=float)
 
     def _random_part(self, exog):
-        """Z b for new rows: each row's group effects (0 for groups not in the fit)."""
-        import warnings
+        """Z b for new rows: every term's group effects (0 for groups not in the fit)."""
+        out = np.zeros(len(exog))
+        for term in self.random_terms:
+            missing = [c for c in term.columns if c not in exog.columns]
+            if missing:
+                raise ValueError(
+                    f"exog has no {missing[0]!r} column: add it, or use include_random=False "
+                    "for an average group.")
+            pos = term.ranef.index.get_indexer(term._term.keys(exog))
+            unseen = int((pos < 0).sum())
+            if unseen:
+                warn(f"predict(): {unseen} of {len(exog)} rows belong to {term.name} groups "
+                     "not in the fit (check the ids and their type, e.g. 1 vs '1'); they get "
+                     "the average group effect 0.")
+            b = np.vstack([term.ranef.to_numpy(), np.zeros((1, term.q))])[pos]
+            try:
+                Z = term._term.design(exog)
+            except Exception as exc:  # patsy's errors: say which term
+                raise ValueError(
+                    f"Could not build the random part {' + '.join(term.names)} of "
+                    f"{term.name} from the new data: {exc}") from None
+            out += np.einsum("ik,ik->i", Z, b)
+        return out
 
-        import patsy
 
-        if self.groups not in exog.columns:
-            raise ValueError(
-                f"exog has no {self.groups!r} column: add it, or use include_random=False "
-                "for an average group.")
-        pos = self.ranef.index.get_indexer(exog[self.groups])
-        unseen = int((pos < 0).sum())
-        if unseen:
-            warnings.warn(
-                f"predict(): {unseen} of {len(exog)} rows belong to {self.groups} groups not "
-                "in the fit (check the ids and their type, e.g. 1 vs '1'); they get the "
-                "average group effect 0.", UserWarning, stacklevel=3)
-        b = np.vstack([self.ranef.to_numpy(), np.zeros((1, len(self.re_names)))])[pos]
-        if self._re_design_info is None:
-            Z = np.ones((len(exog), 1))
-        else:
-            (Z,) = patsy.build_design_matrices([self._re_design_info], exog, NA_action="raise")
-            Z = np.asarray(Z, dtype=float)
-        return np.einsum("ik,ik->i", Z, b)
+# the attribute of a RandomTermFit each convenience stands for
+_TERM_ATTRIBUTE = {"cov_re": "cov", "re_names": "names", "groups": "factor",
+                   "condvar": "condvar", "ngroups": "ngroups"}
 
 
 class LinearMixedResults(MixedResults):
     """Results of :func:`mlmhelpers.fit_mixedlm` (a linear mixed model, as ``lmer``).
 
     Besides the attributes of every mixed model (``fe_params``, ``bse``,
-    ``cov_re``, ``llf``, ``aic``, ``bic``, ``ranef``, ``warnings``, ... - see
-    :class:`MixedResults`) it has ``scale`` (the residual variance),
-    ``fittedvalues`` and ``resid`` (level 1, group effects included),
-    ``reml``, lme4's ``theta`` and, built on first use, ``statsmodels``: the
-    same fit as a statsmodels ``MixedLMResults`` for going further.
+    ``random_terms``, ``llf``, ``aic``, ``bic``, ``warnings``, ``optinfo``,
+    ... - see :class:`MixedResults`) it has ``scale`` (the residual
+    variance), ``fittedvalues`` and ``resid`` (level 1, group effects
+    included), ``reml``, lme4's ``theta`` and, for one random term and built
+    on first use, ``statsmodels``: the same fit as a statsmodels
+    ``MixedLMResults`` for going further.
 
     Examples
     --------
     >>> import mlmhelpers as mlm
-    >>> m = mlm.fit_mixedlm("normexam ~ standlrt", mlm.load_dataset("tutorial"), "school")
+    >>> m = mlm.fit_mixedlm("normexam ~ standlrt", mlm.load_dataset("tutorial"),
+    ...                     groups="school")
     >>> type(m).__name__, m.nobs, m.ngroups
     ('LinearMixedResults', 4059, 65)
     >>> m.conf_int(alpha=0.1).round(3)
@@ -323,23 +519,32 @@ class LinearMixedResults(MixedResults):
     standlrt   0.543  0.584
     >>> list(m.ranef.columns), m.ranef["(Intercept)"].head(2).round(3).tolist()
     (['(Intercept)'], [0.374, 0.502])
+    >>> chem = mlm.load_dataset("chem97")
+    >>> m3 = mlm.fit_mixedlm("score ~ gcsecnt + (1 | lea/school)", chem)
+    >>> m3.random_terms.names, m3.ngrps.to_dict()
+    (['school:lea', 'lea'], {'school:lea': 2410, 'lea': 131})
+    >>> round(float(m3.random_terms["lea"].cov.iloc[0, 0]), 4)
+    0.0136
     """
 
-    def __init__(self, design, est, *, reml, theta, optimizer=None, notes=(), converged=True):
-        se = np.sqrt(np.clip(np.diagonal(est["condvar"], axis1=1, axis2=2), 0, None))
-        self._set_common(design=design, beta=est["beta"], vcov=est["vcov"],
-                         cov_re=est["cov_re"], llf=-0.5 * est["dev"], b=est["b"], b_se=se,
-                         converged=converged,
-                         singular=is_singular(theta, len(design.re_names)),
-                         notes=notes)
+    def __init__(self, frame, est, *, reml, optinfo=None, verdict=None):
+        terms = fit_terms(frame.terms, est.covs, est.b, est.condvar)
+        self._set_common(frame=frame, beta=est.beta, vcov=est.vcov, llf=-0.5 * est.dev,
+                         terms=terms,
+                         converged=True if verdict is None else verdict.converged,
+                         singular=False if verdict is None else verdict.singular,
+                         notes=() if verdict is None else verdict.notes, optinfo=optinfo)
         self.reml = bool(reml)
         self.method = "REML" if reml else "ML"
-        self.scale = float(est["sigma2"])
-        self.theta = np.asarray(theta, dtype=float)
-        self.cov_re_unscaled = self.cov_re / self.scale if self.scale > 0 else self.cov_re
-        self.condvar = est["condvar"]
-        self.optimizer = dict(optimizer or {})
+        self.scale = float(est.sigma2)
+        self.theta = np.asarray(est.theta, dtype=float)
         self._statsmodels = None
+
+    @property
+    def cov_re_unscaled(self):
+        """``cov_re`` divided by the residual variance (one random term)."""
+        cov = self.cov_re
+        return cov / self.scale if self.scale > 0 else cov
 
     def _residual_variance(self):
         return self.scale
@@ -349,16 +554,11 @@ class LinearMixedResults(MixedResults):
                 else "Linear mixed model fit by maximum likelihood"]
 
     # -- fitted values ------------------------------------------------------------------
-    def _fitted_parts(self):
-        fixed = self._X @ self.fe_params.to_numpy()
-        rand = np.einsum("ik,ik->i", self._Z, self.ranef.to_numpy()[self._codes])
-        return fixed, rand
-
     @property
     def fittedvalues(self):
         """Fitted values including each group's predicted effects."""
-        fixed, rand = self._fitted_parts()
-        return pd.Series(fixed + rand, index=self.rows, name="fitted")
+        return pd.Series(self._fixed_part() + self._random_part_of_rows(), index=self.rows,
+                         name="fitted")
 
     @property
     def resid(self):
@@ -374,7 +574,7 @@ class LinearMixedResults(MixedResults):
         Parameters
         ----------
         exog : pandas.DataFrame, optional
-            New data with the covariates (and the group column when
+            New data with the covariates (and the grouping columns when
             ``include_random``).  Default: the rows used in the fit.
         include_random : bool, default True
             Add each row's predicted group effects (0 for groups not in the
@@ -385,9 +585,10 @@ class LinearMixedResults(MixedResults):
         pandas.Series
         """
         if exog is None:
-            fixed, rand = self._fitted_parts()
-            return pd.Series(fixed + rand if include_random else fixed, index=self.rows,
-                             name="predicted")
+            value = self._fixed_part()
+            if include_random:
+                value = value + self._random_part_of_rows()
+            return pd.Series(value, index=self.rows, name="predicted")
         if not isinstance(exog, pd.DataFrame):
             raise TypeError("predict(): exog must be a pandas DataFrame with the model's "
                             "covariates.")
@@ -404,10 +605,25 @@ class LinearMixedResults(MixedResults):
                 f"vpc(): unexpected argument(s) {', '.join(kwargs)} for a linear model. "
                 "method=, n_sim= and seed= are for logistic models from fit_logit_mixed(); "
                 "a linear random-intercept model has one VPC: vpc(result).")
-        cov = self.cov_re.to_numpy()
         sigma2 = self.scale
+        intercepts = all(t.names == ["(Intercept)"] for t in self.random_terms)
+        if len(self.random_terms) > 1:
+            if at is not None:
+                raise TypeError("vpc(): a model with several random terms takes no `at`.")
+            if not intercepts:
+                slopes = [t.name for t in self.random_terms if t.names != ["(Intercept)"]]
+                raise ValueError(
+                    f"vpc(): the random part of {', '.join(slopes)} has slopes, so the "
+                    "variance at that level changes with the covariate; there is no single "
+                    "share. Use a model with random intercepts only, or compute it from "
+                    "the terms' covariance matrices (result.random_terms[...].cov).")
+            var = {t.name: float(t.cov.iloc[0, 0]) for t in self.random_terms}
+            var["Residual"] = sigma2
+            total = sum(var.values())
+            return pd.Series({k: v / total for k, v in var.items()}, name="vpc")
+        cov = self.cov_re.to_numpy()
         names = self.re_names
-        if names == ["(Intercept)"]:
+        if intercepts:
             if at is not None:
                 raise ValueError("vpc(): `at` is only for random-slope models; this one "
                                  "has a random intercept only.")
@@ -435,14 +651,19 @@ class LinearMixedResults(MixedResults):
     # -- statsmodels, for going further ---------------------------------------------------
     @property
     def statsmodels(self):
-        """The same fit as a statsmodels ``MixedLMResults`` (built on first use).
+        """The same fit as a statsmodels ``MixedLMResults`` (one random term; built on
+        first use).
 
         Its estimates are this fit's; its fixed-effect covariance
         (``bse_fe``, ``cov_params()``) is lme4's.
         """
+        if len(self.random_terms) > 1:
+            raise AttributeError(
+                "A model with several random terms has no statsmodels equivalent built "
+                "here; use its own tables (summary, random_effects, group_effects).")
         if self._statsmodels is None:
-            from .linear import _to_statsmodels
-            self._statsmodels = _to_statsmodels(self)
+            from ._statsmodels import to_statsmodels
+            self._statsmodels = to_statsmodels(self)
         return self._statsmodels
 
     @property
@@ -451,208 +672,7 @@ class LinearMixedResults(MixedResults):
         return self.statsmodels.model
 
     def __repr__(self):
-        return (f"<LinearMixedResults: {_format.lme4_formula(self)}, nobs={self.nobs}, "
-                f"ngroups={self.ngroups}, llf={self.llf:.3f}, {self.method}>")
-
-
-def as_mixed(result):
-    """``result`` as a :class:`MixedResults`, or None for anything else.
-
-    A ``MixedLMResults`` fitted with statsmodels directly is read the lme4
-    way at its own estimates (see :func:`mlmhelpers.linear.from_statsmodels`).
-    """
-    if isinstance(result, MixedResults):
-        return result
-    from statsmodels.regression.mixed_linear_model import MixedLM
-
-    if isinstance(getattr(result, "model", None), MixedLM):
-        from .linear import from_statsmodels
-        return from_statsmodels(result)
-    return None
-
-
-class MultiLinearMixedResults(LinearMixedResults):
-    """A linear mixed model with several random-effects blocks (lme4 formula syntax).
-
-    What :class:`LinearMixedResults` has, with the random part kept per block
-    (``re_blocks``: lme4's ``VarCorr`` name of the grouping factor and the
-    terms): ``cov_re`` is a dict {factor: covariance DataFrame}, ``ranef`` and
-    ``ranef_se`` dicts {factor: DataFrame} (lme4's ``ranef()`` list),
-    ``ngroups`` a dict {factor: number of levels}.  It is fitted by
-    :func:`mlmhelpers.fit_mixedlm` when the formula has several random terms,
-    e.g. ``"score ~ gcsecnt + (1 | lea) + (1 | school)"``.
-
-    Examples
-    --------
-    >>> import mlmhelpers as mlm
-    >>> chem = mlm.load_dataset("chem97")
-    >>> m = mlm.fit_mixedlm("score ~ gcsecnt + (1 | lea/school)", chem)
-    >>> m.ngroups
-    {'school:lea': 2410, 'lea': 131}
-    >>> mlm.vpc(m).round(3)
-    school:lea    0.184
-    lea           0.002
-    Residual      0.814
-    Name: vpc, dtype: float64
-    """
-
-    def __init__(self, design, blocks, est, *, reml, theta, formula, condvar_of,
-                 optimizer=None, notes=(), converged=True, singular=False):
-        names = list(design.exog_names)
-        self.formula = design.formula
-        self.lme4_formula = formula
-        self.response = design.response
-        self.groups = blocks[0].name
-        self.re_blocks = [(b.name, list(b.terms)) for b in blocks]
-        self.re_names = [t for b in blocks for t in b.terms]
-        self.exog_names = names
-        self.fe_params = pd.Series(np.asarray(est["beta"], float), index=names, name="Estimate")
-        self.cov_params_fe = pd.DataFrame(np.asarray(est["vcov"], float), index=names,
-                                          columns=names)
-        self.llf = -0.5 * float(est["dev"])
-        self.nobs = int(design.n)
-        self.cov_re, self.ranef, self.ngroups = {}, {}, {}
-        for b, e in zip(blocks, est["blocks"]):
-            labels = pd.Index(b.labels, name=b.name)
-            self.cov_re[b.name] = pd.DataFrame(e["cov_re"], index=b.terms, columns=b.terms)
-            self.ranef[b.name] = pd.DataFrame(e["b"], index=labels, columns=b.terms)
-            self.ngroups.setdefault(b.factor or b.name, int(b.m))  # as lme4's ngrps()
-        self._condvar_of = condvar_of
-        self._condvar = None
-        self.rows = design.rows
-        self.converged = bool(converged)
-        self.singular = bool(singular)
-        self.warnings = list(notes)
-        self._X, self._y = design.X, design.y
-        self._blocks = blocks
-        self._design_info = design.design_info
-        self._re_design_info = None
-        self._variables = design.variables
-        self._frame = design.frame
-        self.reml = bool(reml)
-        self.method = "REML" if reml else "ML"
-        self.scale = float(est["sigma2"])
-        self.theta = np.asarray(theta, dtype=float)
-        self.optimizer = dict(optimizer or {})
-        self._statsmodels = None
-
-    @property
-    def condvar(self):
-        """{factor: (levels, q, q) conditional covariances of the effects} (on first use)."""
-        if self._condvar is None:
-            arrays = self._condvar_of()
-            self._condvar = {b.name: a for b, a in zip(self._blocks, arrays)}
-        return self._condvar
-
-    @property
-    def ranef_se(self):
-        """{factor: DataFrame} conditional standard errors of ``ranef`` (lme4's condVar)."""
-        out = {}
-        for name, cv in self.condvar.items():
-            se = np.sqrt(np.clip(np.diagonal(cv, axis1=1, axis2=2), 0, None))
-            ref = self.ranef[name]
-            out[name] = pd.DataFrame(se, index=ref.index, columns=ref.columns)
-        return out
-
-    @property
-    def n_variance_params(self):
-        return sum(len(t) * (len(t) + 1) // 2 for _, t in self.re_blocks)
-
-    @property
-    def params(self):
-        names, values = [], []
-        for group, terms in self.re_blocks:
-            cov = self.cov_re[group].to_numpy()
-            for i, a in enumerate(terms):
-                for j in range(i + 1):
-                    names.append(f"Var({group}: {a})" if i == j
-                                 else f"Cov({group}: {terms[j]}, {a})")
-                    values.append(cov[i, j])
-        return pd.concat([self.fe_params, pd.Series(values, index=names)]).rename("params")
-
-    def varcorr(self):
-        """Variances, SDs and correlations per block (lme4's ``VarCorr``)."""
-        rows = []
-        for group, names in self.re_blocks:
-            cov = self.cov_re[group].to_numpy()
-            sd = np.sqrt(np.clip(np.diag(cov), 0, None))
-            for k, name in enumerate(names):
-                corr = (np.nan if k == 0 or sd[0] == 0 or sd[k] == 0
-                        else cov[0, k] / (sd[0] * sd[k]))
-                rows.append(dict(Groups=group, Name=name, Variance=cov[k, k],
-                                 **{"Std.Dev.": sd[k]}, Corr=corr))
-        rows.append(dict(Groups="Residual", Name="", Variance=self.scale,
-                         **{"Std.Dev.": float(np.sqrt(self.scale))}, Corr=np.nan))
-        out = pd.DataFrame(rows, columns=["Groups", "Name", "Variance", "Std.Dev.", "Corr"])
-        out["Groups"] = out["Groups"].astype(object)
-        out["Name"] = out["Name"].astype(object)
-        return out
-
-    def group_effects(self, alpha=0.05):
-        """Predicted effects of every level of every factor; a ``factor`` column first."""
-        alpha = check_alpha("group_effects()", alpha)
-        z = stats.norm.ppf(1 - alpha / 2)
-        parts = []
-        ses = self.ranef_se
-        for group, terms in self.re_blocks:
-            eff_df, se_df = self.ranef[group], ses[group]
-            for term in terms:
-                eff = eff_df[term].to_numpy()
-                se = se_df[term].to_numpy()
-                rank = np.empty(len(eff), dtype=int)
-                rank[np.argsort(eff, kind="stable")] = np.arange(1, len(eff) + 1)
-                parts.append(pd.DataFrame({
-                    "factor": group, "group": eff_df.index.to_numpy(dtype=object),
-                    "term": term, "effect": eff, "se": se, "lower": eff - z * se,
-                    "upper": eff + z * se, "rank": rank}))
-        out = pd.concat(parts, ignore_index=True)
-        for col in ("factor", "term"):
-            out[col] = out[col].astype(object)
-        return out
-
-    def _fitted_parts(self):
-        fixed = self._X @ self.fe_params.to_numpy()
-        rand = np.zeros(len(fixed))
-        for blk in self._blocks:
-            b = self.ranef[blk.name].to_numpy()[blk.codes]
-            rand += np.einsum("ik,ik->i", blk.Z, b)
-        return fixed, rand
-
-    def predict(self, exog=None, include_random=True):
-        """Predicted means (new data: for an average unit, ``include_random=False``)."""
-        if exog is not None and include_random:
-            raise ValueError(
-                "predict(): for new data a model with several random factors predicts for "
-                "an average unit only: use predict(exog, include_random=False).")
-        return super().predict(exog, include_random=include_random)
-
-    def vpc(self, at=None, **kwargs):
-        """The share of the total variance at each level (random intercepts only).
-
-        Returns a Series: one entry per grouping factor and ``Residual``,
-        summing to 1.
-        """
-        if kwargs or at is not None:
-            raise TypeError("vpc(): a model with several random factors takes no `at` "
-                            "or other arguments.")
-        slopes = [g for g, t in self.re_blocks if t != ["(Intercept)"]]
-        if slopes:
-            raise ValueError(
-                f"vpc(): the random part of {', '.join(slopes)} has slopes, so the "
-                "variance at that level changes with the covariate; there is no single "
-                "share. Use a model with random intercepts only, or compute it from "
-                "result.cov_re.")
-        var = {g: float(self.cov_re[g].iloc[0, 0]) for g, _ in self.re_blocks}
-        var["Residual"] = self.scale
-        total = sum(var.values())
-        return pd.Series({k: v / total for k, v in var.items()}, name="vpc")
-
-    @property
-    def statsmodels(self):
-        raise AttributeError(
-            "A model with several random factors has no statsmodels equivalent built "
-            "here; use its own tables (summary, random_effects, group_effects).")
-
-    def __repr__(self):
-        return (f"<MultiLinearMixedResults: {self.lme4_formula}, nobs={self.nobs}, "
+        groups = (f"ngroups={self.ngroups}" if len(self.random_terms) == 1
+                  else f"ngrps={self.ngrps.to_dict()}")
+        return (f"<LinearMixedResults: {self.lme4_formula}, nobs={self.nobs}, {groups}, "
                 f"llf={self.llf:.3f}, {self.method}>")

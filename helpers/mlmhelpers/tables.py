@@ -12,15 +12,14 @@ single-level statsmodels OLS and (binomial) GLM / Logit results.
 from __future__ import annotations
 
 import math
-import warnings
 
 import numpy as np
 import pandas as pd
 from scipy import stats
 
 from ._format import Summary, Table, p_text, table
-from ._validate import is_number
-from .results import as_mixed
+from ._validate import is_number, warn
+from .results import MixedResults
 
 __all__ = [
     "LRTestResult",
@@ -39,6 +38,22 @@ __all__ = [
 # ---------------------------------------------------------------------------
 # Recognising result objects
 # ---------------------------------------------------------------------------
+
+def as_mixed(result):
+    """``result`` as a :class:`~mlmhelpers.results.MixedResults`, or None.
+
+    A ``MixedLMResults`` fitted with statsmodels directly is read the lme4
+    way at its own estimates (see :func:`mlmhelpers.linear.from_statsmodels`).
+    """
+    if isinstance(result, MixedResults):
+        return result
+    from statsmodels.regression.mixed_linear_model import MixedLM
+
+    if isinstance(getattr(result, "model", None), MixedLM):
+        from .linear import from_statsmodels
+        return from_statsmodels(result)
+    return None
+
 
 def _single_level_kind(result) -> str:
     """'ols' | 'glm' | 'logit' | 'unknown' for a result that is not a mixed model."""
@@ -464,10 +479,9 @@ def lr_test(restricted, full):
             "Swap them: lr_test(simpler_model, fuller_model).")
     stat = 2.0 * (f["llf"] - r["llf"])
     if stat < -1e-6 * max(1.0, abs(f["llf"])):
-        warnings.warn(
-            "lr_test(): the full model has a lower log-likelihood than the restricted "
-            "one, so they are probably not nested (or a fit did not converge); the "
-            "statistic is set to 0.", UserWarning, stacklevel=2)
+        warn("lr_test(): the full model has a lower log-likelihood than the restricted "
+             "one, so they are probably not nested (or a fit did not converge); the "
+             "statistic is set to 0.")
     stat = max(stat, 0.0)
     df = f["npar"] - r["npar"]
     p = float(stats.chi2.sf(stat, df))
