@@ -1,8 +1,8 @@
 """mlmhelpers: the helper library of the course "Introduction to Multilevel Modelling".
 
-A thin layer over statsmodels (and, for binary responses, numpy/scipy) that
-fits two-level models the way R's lme4 does and prints them in a form
-students can hold beside R output.
+A layer over numpy, scipy and statsmodels that fits multilevel models the way
+R's lme4 does (``lmer`` and ``glmer``) and prints them in a form students can
+hold beside R output.
 """
 
 import importlib as _importlib
@@ -37,6 +37,10 @@ _LAZY = {
     "plot_residuals": "plots",
     "LogitMixedResults": "binary",
     "fit_logit_mixed": "binary",
+    "fit_glmm": "glmm",
+    "GlmmResults": "glmm",
+    "rate_ratios": "glmm",
+    "overdispersion": "glmm",
     "odds_ratios": "binary",
     "plot_coefficients": "binary",
     "plot_classification": "diagrams",
@@ -78,6 +82,10 @@ __all__ = [
     "plot_residuals",
     "fit_logit_mixed",
     "LogitMixedResults",
+    "fit_glmm",
+    "GlmmResults",
+    "rate_ratios",
+    "overdispersion",
     "odds_ratios",
     "plot_coefficients",
     "plot_hierarchy",

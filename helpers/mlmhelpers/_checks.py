@@ -108,6 +108,16 @@ def scaled_gradient(model, theta, gradient, free):
     return float(np.max(np.minimum(np.abs(scaled), np.abs(g))))
 
 
+def scaled_gradient_from(gradient, hessian):
+    """lme4's statistic from a gradient and Hessian: max(min(|solve(chol(H), g)|, |g|))."""
+    g = np.asarray(gradient, float)
+    try:
+        scaled = np.linalg.solve(np.linalg.cholesky(np.asarray(hessian, float)), g)
+    except np.linalg.LinAlgError:
+        return float(np.max(np.abs(g), initial=0.0))
+    return float(np.max(np.minimum(np.abs(scaled), np.abs(g)), initial=0.0))
+
+
 def check_convergence(record, model, terms):
     """Check a fit record; ``terms`` is [(name, term names, covariance)] per random term.
 
@@ -132,4 +142,5 @@ def check_convergence(record, model, terms):
 
 
 __all__ = ["SINGULAR_TOL", "GRAD_TOL", "SingularFitWarning", "ConvergenceWarning", "Verdict",
-           "check_convergence", "singular_message", "convergence_message"]
+           "check_convergence", "singular_message", "convergence_message",
+           "scaled_gradient_from"]

@@ -87,6 +87,12 @@ class ModelSpec:
     fixed: str
     random: list = field(default_factory=list)
     formula: str = ""
+    offsets: list = field(default_factory=list)   # expressions of offset(...) terms
+
+    @property
+    def rhs(self):
+        """The fixed part's right-hand side."""
+        return self.fixed.split("~", 1)[1].strip()
 
     @property
     def columns(self):
@@ -200,6 +206,7 @@ def model_spec(func, formula, *, groups=None, re_formula=None, example=None):
     lhs, rhs = formula.split("~", 1)
     if "|" in lhs:
         raise _error(func, "the response (left of '~') cannot contain a bar.")
+    rhs, offsets = _offsets(func, rhs)
     if "|" not in rhs:
         if groups is None:
             raise TypeError(
@@ -208,14 +215,13 @@ def model_spec(func, formula, *, groups=None, re_formula=None, example=None):
                 f"or give the grouping column: groups='{example['groups']}'.")
         term = _re_formula_term(func, groups, re_formula)
         fixed = f"{lhs.strip()} ~ {rhs.strip()}"
-        return ModelSpec(response=lhs.strip(), fixed=fixed, random=[term],
-                         formula=f"{fixed} + {term.bar}")
+        shown = " + ".join([fixed] + [f"offset({o})" for o in offsets] + [term.bar])
+        return ModelSpec(response=lhs.strip(), fixed=fixed, random=[term], formula=shown,
+                         offsets=offsets)
     if groups is not None or re_formula is not None:
         raise ValueError(
             f"{func}: the formula has random terms ({formula!r}), so leave out `groups` and "
             "`re_formula` (or write the fixed part only in the formula and give them).")
-    if "offset(" in formula.replace(" ", ""):
-        raise _error(func, "offset() terms are not supported.")
     fixed_parts, terms = [], []
     for part in _top_level_parts(rhs):
         if part.startswith("(") and part.endswith(")") and "|" in part:
@@ -236,4 +242,22 @@ def model_spec(func, formula, *, groups=None, re_formula=None, example=None):
             seen[term.group].add(n)
     fixed = f"{lhs.strip()} ~ {' + '.join(fixed_parts) if fixed_parts else '1'}"
     return ModelSpec(response=lhs.strip(), fixed=fixed, random=terms,
-                     formula=" ".join(formula.split()))
+                     formula=" ".join(formula.split()), offsets=offsets)
+
+
+def _offsets(func, rhs):
+    """The right-hand side without its ``offset(...)`` terms, and their expressions."""
+    parts, offsets = [], []
+    for part in _top_level_parts(rhs):
+        m = re.fullmatch(r"offset\s*\((.*)\)", part.strip(), flags=re.S)
+        if m:
+            if not m.group(1).strip():
+                raise ValueError(f"{func}: offset() needs an expression, e.g. "
+                                 "offset(log(exposure)).")
+            offsets.append(m.group(1).strip())
+        elif "offset(" in part.replace(" ", ""):
+            raise ValueError(f"{func}: write an offset as a term of its own, e.g. "
+                             f"'y ~ x + offset(log(exposure))'; {part!r} is not.")
+        else:
+            parts.append(part)
+    return (" + ".join(p for p in parts if p) or "1"), offsets

@@ -33,7 +33,14 @@ from ._validate import ColumnNotFoundError, identifiers, suggest, unknown_names,
 EXAMPLES = {
     "gaussian": dict(data="tutorial", formula="normexam ~ standlrt", groups="school"),
     "binomial": dict(data="contraception", formula="use ~ age + urban", groups="district"),
+    "poisson": dict(data="mmmec", formula="deaths ~ uvb + offset(log(expected))",
+                    groups="region"),
 }
+
+# functions an offset or a cbind() argument may use, as R's formulas have them
+_MATH = {"log": np.log, "exp": np.exp, "sqrt": np.sqrt, "abs": np.abs, "log1p": np.log1p,
+         "log2": np.log2, "log10": np.log10, "np": np}
+_CBIND = re.compile(r"cbind\s*\((.*)\)", re.S)
 
 
 @dataclass
@@ -115,9 +122,18 @@ class ModelFrame:
     fixed: str                 # the fixed part, "response ~ rhs"
     formula: str               # the whole model, lme4's syntax
     response: str              # the response as the formula names it
-    family: str = "gaussian"
+    family: object = "gaussian"  # "gaussian" or a generalised model's Family
     design_info: object = None  # patsy DesignInfo of X (to build X for new data)
     variables: dict = field(default_factory=dict)  # covariates -> default value
+    n_trials: np.ndarray = None    # binomial trials per row (1 for 0/1 outcomes)
+    weights: np.ndarray = None     # prior weights (the trials of cbind() counts)
+    offset: np.ndarray = None      # the offset of every row (0 without one)
+    offset_terms: list = field(default_factory=list)  # the formula's offset() expressions
+
+    @property
+    def kind(self):
+        """``"gaussian"``, ``"binomial"`` or ``"poisson"``."""
+        return self.family if isinstance(self.family, str) else self.family.name
 
     @property
     def n(self):
@@ -204,9 +220,20 @@ def check_columns(func, spec: ModelSpec, data):
                 + " Check the spelling (names are case-sensitive).")
 
 
-def check_response(func, spec: ModelSpec, data, family):
-    """A numeric response (linear) or a 0/1 outcome (logistic)."""
+def _kind(family):
+    return family if isinstance(family, str) else family.name
+
+
+def check_response(func, spec: ModelSpec, data, family, weighted=False):
+    """A numeric response (linear), a 0/1 outcome (binomial) or counts (poisson).
+
+    cbind(successes, failures) responses and proportions with weights are
+    checked when they are read (:func:`glm_response`).
+    """
     lhs = spec.response
+    family = _kind(family)
+    if family == "poisson" or _CBIND.fullmatch(lhs) or weighted:
+        return
     if family == "gaussian":
         for name in [n for n in identifiers(lhs) if n in data.columns]:
             col = data[name]
@@ -235,10 +262,13 @@ def check_response(func, spec: ModelSpec, data, family):
     values = np.unique(y.dropna().to_numpy(dtype=float))
     if not set(values) <= {0.0, 1.0}:
         shown = ", ".join(f"{v:g}" for v in values[:6]) + (", ..." if len(values) > 6 else "")
+        counts = np.all(values >= 0) and np.all(values == np.rint(values))
         raise ValueError(
             f"{func}: the outcome {lhs!r} must be 0/1 (or True/False), but it holds the "
             f"values {shown}. Recode it to 1 for the outcome of interest and 0 otherwise, "
-            f"e.g. data['{lhs}'] = (data['{lhs}'] == {values[-1]:g}).astype(int).")
+            f"e.g. data['{lhs}'] = (data['{lhs}'] == {values[-1]:g}).astype(int)."
+            + (" If these are counts, fit them with fit_glmm(..., family='poisson'), or "
+               "counts out of n as cbind(successes, failures)." if counts else ""))
 
 
 def _typed_columns(data, used, grouping):
@@ -289,6 +319,7 @@ def drop_incomplete_rows(func, frame):
 
 def check_levels(func, term: GroupingTerm, family, single):
     """A grouping factor with one level is no grouping."""
+    family = _kind(family)
     if term.m >= 2:
         return
     if single:
@@ -303,10 +334,14 @@ def check_levels(func, term: GroupingTerm, family, single):
         "a random term needs several groups.")
 
 
-def check_sizes(func, n, terms, re_formula=False):
-    """lme4's ``check.nobs.vs.nRE``: each term has fewer random effects than rows."""
+def check_sizes(func, n, terms, re_formula=False, allow_equal=False):
+    """lme4's ``check.nobs.vs.nRE``: each term has fewer random effects than rows.
+
+    glmer allows as many (``allow_equal``): an observation-level random effect
+    of counts, the remedy for overdispersion.
+    """
     for term in terms:
-        if term.m * term.q < n:
+        if term.m * term.q < n or (allow_equal and term.m * term.q == n):
             continue
         q = term.q
         slope = [t for t in term.names if t != "(Intercept)"]
@@ -332,6 +367,7 @@ def check_rank(func, X, names, formula):
 
 def check_variation(func, y, response, family):
     """A response that is the same in every row has nothing to model."""
+    family = _kind(family)
     if family == "gaussian" and np.ptp(y) == 0:
         raise ValueError(
             f"{func}: the response {response!r} has the same value ({y[0]:g}) in every "
@@ -389,6 +425,93 @@ def _grouping_term(func, frame, term, label):
                         design_info=info)
 
 
+def _evaluate(func, text, frame, what):
+    """A column, or an expression of columns (``log(expected)``, ``size - incidence``)."""
+    text = text.strip()
+    if text in frame.columns:
+        col = frame[text]
+        if not (pd.api.types.is_numeric_dtype(col) or pd.api.types.is_bool_dtype(col)):
+            raise TypeError(f"{func}: {what} {text!r} must be numeric, but it has dtype "
+                            f"{col.dtype}.")
+        return col.to_numpy(dtype=float)
+    try:
+        out = patsy.dmatrix(f"0 + I({text})", frame, NA_action="raise",
+                            eval_env=patsy.EvalEnvironment([_MATH]), return_type="matrix")
+    except Exception as err:  # patsy wraps every error of the expression
+        raise ValueError(f"{func}: could not compute {what} {text!r}: "
+                         f"{getattr(err, 'message', err)}") from None
+    return np.asarray(out, dtype=float)[:, 0]
+
+
+def _whole(func, values, what):
+    if np.any(values < 0) or np.any(np.abs(values - np.rint(values)) > 1e-8):
+        bad = values[(values < 0) | (np.abs(values - np.rint(values)) > 1e-8)][:3]
+        raise ValueError(
+            f"{func}: {what} must be counts (whole numbers, 0 or more), but it holds "
+            f"{', '.join(f'{v:g}' for v in bad)}.")
+
+
+def glm_response(func, spec, frame, family, weights):
+    """(y, n, prior weights) of a binomial or poisson model, R's way.
+
+    binomial: ``cbind(s, f)`` gives ``y = s / (s + f)``, ``n = s + f`` and
+    weights ``n``; a 0/1 outcome ``n = 1``; a proportion with ``weights=``
+    the trials as weights (as R's glm).  poisson: whole-number counts.
+    """
+    lhs = spec.response
+    w = np.ones(len(frame)) if weights is None else np.asarray(weights, float)
+    m = _CBIND.fullmatch(lhs)
+    if m:
+        if family.name != "binomial":
+            raise ValueError(
+                f"{func}: cbind(successes, failures) is the response of a binomial model; "
+                f"this model's family is {family.name!r}.")
+        parts = [p for p in _split_commas(m.group(1))]
+        if len(parts) != 2:
+            raise ValueError(
+                f"{func}: write counts out of n as cbind(successes, failures), e.g. "
+                "cbind(incidence, size - incidence); "
+                f"{lhs!r} has {len(parts)} parts.")
+        s = _evaluate(func, parts[0], frame, "the successes")
+        f = _evaluate(func, parts[1], frame, "the failures")
+        _whole(func, s, f"the successes {parts[0]!r}")
+        _whole(func, f, f"the failures {parts[1]!r}")
+        n = s + f
+        y = np.where(n > 0, s / np.where(n > 0, n, 1.0), 0.0)
+        return y, n, w * n
+    y = _evaluate(func, lhs, frame, "the response")
+    if not np.all(np.isfinite(y)):
+        raise TypeError(f"{func}: the response must be numeric without infinite values.")
+    if family.name == "binomial":
+        if weights is None:
+            if not set(np.unique(y)) <= {0.0, 1.0}:
+                raise ValueError(
+                    f"{func}: the outcome {lhs!r} must be 0/1 for a binomial model; counts "
+                    "out of n are written cbind(successes, failures), and proportions need "
+                    "the numbers of trials as weights=.")
+        elif np.any((y < 0) | (y > 1)):
+            raise ValueError(
+                f"{func}: with weights= the outcome {lhs!r} is a proportion of the trials "
+                "(between 0 and 1); write counts as cbind(successes, failures) instead.")
+        return y, np.ones(len(y)), w
+    _whole(func, y, f"the outcome {lhs!r} of a poisson model")
+    return y, np.ones(len(y)), w
+
+
+def _split_commas(text):
+    """Split on commas outside parentheses."""
+    parts, depth, cur = [], 0, ""
+    for ch in text:
+        depth += ch == "("
+        depth -= ch == ")"
+        if ch == "," and depth == 0:
+            parts.append(cur.strip())
+            cur = ""
+        else:
+            cur += ch
+    return parts + [cur.strip()]
+
+
 def lme4_order(terms):
     """The terms in lme4's order, named as lme4 names them.
 
@@ -418,37 +541,101 @@ def _formula_variables(design_info, frame):
     return out
 
 
-def model_frame(func, spec: ModelSpec, data, *, family="gaussian"):
+def _argument_column(func, name, value, data):
+    """``weights=`` / ``offset=``: a column name or a sequence with one value per row."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        if value not in data.columns:
+            raise ColumnNotFoundError(
+                f"{func}: {name}={value!r} is not a column of `data`."
+                + suggest(value, data.columns, data))
+        col = data[value]
+    else:
+        col = pd.Series(np.asarray(value), index=data.index) if not isinstance(
+            value, pd.Series) else value
+        if len(col) != len(data):
+            raise ValueError(f"{func}: {name} has {len(col)} values but data has {len(data)} "
+                             "rows; give a column name or one value per row.")
+        col = pd.Series(col.to_numpy(), index=data.index)
+    if not pd.api.types.is_numeric_dtype(col):
+        raise TypeError(f"{func}: {name} must be numeric, not {col.dtype}.")
+    return col.to_numpy(dtype=float)
+
+
+def model_frame(func, spec: ModelSpec, data, *, family="gaussian", weights=None,
+                offset=None):
     """Check the data against the model and build a :class:`ModelFrame`.
 
-    Rows with a missing value in any column the model uses are dropped with
-    a ``UserWarning``; unused factor levels are dropped.  The random terms
-    are ordered as lme4 orders them: by decreasing number of groups (a
-    stable sort, so terms of the same factor keep the formula's order).
+    ``family`` is ``"gaussian"`` (a linear model) or a generalised model's
+    :class:`~mlmhelpers._family.Family`; ``weights`` and ``offset`` (column
+    names or one value per row) are for generalised models.  Rows with a
+    missing value in any column the model uses are dropped with a
+    ``UserWarning``; unused factor levels are dropped.  The random terms are
+    ordered and named as lme4 orders and names them (:func:`lme4_order`).
     """
+    kind = _kind(family)
+    if kind == "gaussian" and (spec.offsets or weights is not None or offset is not None):
+        raise ValueError(
+            f"{func}: offsets and weights are for counts and proportions (fit_glmm); for a "
+            "linear model subtract the offset from the response instead.")
     check_columns(func, spec, data)
-    check_response(func, spec, data, family)
+    for text in spec.offsets:
+        unknown = unknown_names(text, data.columns)
+        if unknown:
+            raise ColumnNotFoundError(
+                f"{func}: {unknown[0]!r} in offset({text}) is not a column of `data`."
+                + suggest(unknown[0], data.columns, data))
+    check_response(func, spec, data, family, weighted=weights is not None)
     if len(data) == 0:
         raise ValueError(f"{func}: data has no rows: there is nothing to fit.")
+    extra = {"(weights)": _argument_column(func, "weights", weights, data),
+             "(offset)": _argument_column(func, "offset", offset, data)}
     grouping = set(spec.columns)
     used = [n for n in identifiers(spec.fixed) if n in data.columns]
+    for text in spec.offsets:
+        used += [n for n in identifiers(text) if n in data.columns]
     for term in spec.random:
         used += [n for n in identifiers(term.rhs) if n in data.columns]
     used = list(dict.fromkeys(used + spec.columns))
     frame = _typed_columns(data, used, grouping)
+    for name, values in extra.items():
+        if values is not None:
+            frame[name] = values
     frame, positions = drop_incomplete_rows(func, frame)
+    extra = {k: (frame.pop(k).to_numpy(dtype=float) if v is not None else None)
+             for k, v in extra.items()}
 
     try:
-        Y, X = patsy.dmatrices(spec.fixed, frame, NA_action="raise", return_type="dataframe")
+        if kind == "gaussian":
+            Y, X = patsy.dmatrices(spec.fixed, frame, NA_action="raise",
+                                   return_type="dataframe")
+        else:
+            X = patsy.dmatrix(spec.rhs, frame, NA_action="raise", return_type="dataframe")
     except patsy.PatsyError as err:
         raise ValueError(
             f"{func}: could not read the formula {spec.fixed!r}: "
             f"{getattr(err, 'message', err)}") from None
-    if Y.shape[1] != 1:
-        raise TypeError(f"{func}: the response must be one numeric column.")
-    y = Y.to_numpy(dtype=float)[:, 0]
-    if not np.all(np.isfinite(y)):
-        raise TypeError(f"{func}: the response must be numeric without infinite values.")
+    if kind == "gaussian":
+        if Y.shape[1] != 1:
+            raise TypeError(f"{func}: the response must be one numeric column.")
+        y = Y.to_numpy(dtype=float)[:, 0]
+        response = str(Y.columns[0])
+        n_trials, prior, off = np.ones(len(y)), np.ones(len(y)), np.zeros(len(y))
+        if not np.all(np.isfinite(y)):
+            raise TypeError(f"{func}: the response must be numeric without infinite values.")
+    else:
+        y, n_trials, prior = glm_response(func, spec, frame, family, extra["(weights)"])
+        response = spec.response
+        off = np.zeros(len(y))
+        for text in spec.offsets:
+            off = off + _evaluate(func, text, frame, "the offset")
+        if extra["(offset)"] is not None:
+            off = off + extra["(offset)"]
+        if not np.all(np.isfinite(off)):
+            raise ValueError(
+                f"{func}: the offset is not finite in some rows (a log of 0?): an exposure "
+                "must be positive.")
     Xa = X.to_numpy(dtype=float)
 
     terms = [_grouping_term(func, frame, term, term.group) for term in spec.random]
@@ -456,11 +643,13 @@ def model_frame(func, spec: ModelSpec, data, *, family="gaussian"):
     for term in terms:
         check_levels(func, term, family, single)
     terms = lme4_order(terms)
-    check_sizes(func, len(y), terms, re_formula=spec.random[0].origin == "re_formula")
-    check_variation(func, y, str(Y.columns[0]), family)
+    check_sizes(func, len(y), terms, re_formula=spec.random[0].origin == "re_formula",
+                allow_equal=kind == "poisson" or (kind == "binomial" and np.any(n_trials > 1)))
+    check_variation(func, y, response, family)
     check_rank(func, Xa, list(X.columns), spec.fixed)
     return ModelFrame(
         y=y, X=Xa, exog_names=list(X.columns), terms=terms, rows=data.index[positions],
-        frame=frame, fixed=spec.fixed, formula=spec.formula, response=str(Y.columns[0]),
+        frame=frame, fixed=spec.fixed, formula=spec.formula, response=response,
         family=family, design_info=X.design_info,
-        variables=_formula_variables(X.design_info, frame))
+        variables=_formula_variables(X.design_info, frame), n_trials=n_trials,
+        weights=prior, offset=off, offset_terms=list(spec.offsets))

@@ -1,318 +1,463 @@
-"""Numerical core of :func:`mlmhelpers.fit_logit_mixed`.
+"""Numerical core of :func:`mlmhelpers.fit_glmm`: glmer's Laplace approximation.
 
-The model is a two-level logistic regression with a random intercept,
+The model (Bates et al. 2015; lme4's ``glmer``): the linear predictor is
+``eta = offset + X beta + Z Lambda u`` with spherical random effects
+``u ~ N(0, I)`` and ``Lambda`` built from ``theta`` exactly as in the linear
+models; given ``u`` the responses are independent, binomial or Poisson
+(:mod:`mlmhelpers._family`).  The likelihood integrates over ``u``; the
+Laplace approximation replaces the integrand by a Gaussian at the
+conditional mode ``u~``:
 
-    logit P(y_ij = 1) = x_ij' beta + u_j,      u_j ~ N(0, theta^2).
+    deviance(theta, beta) = -2 sum_i log p(y_i | u~) + |u~|^2 + log|L|^2,
+    L L' = Lambda' Z' W Z Lambda + I,    W = the working weights at u~,
 
-As in lme4 the group effects are written ``u_j = theta * v_j`` with ``v_j``
-standard normal ("spherical" effects).  The likelihood of group ``j`` is a
-one-dimensional integral over ``v_j``::
+the same ``Lambda' Z' W Z Lambda + I`` as the linear model's, with weights:
+it is factorised by the same block elimination
+(:class:`mlmhelpers._sparse.BlockSystem`).  The mode is found by penalised
+iteratively reweighted least squares (PIRLS).  With one scalar random term
+``nagq > 1`` replaces the Laplace approximation by adaptive Gauss-Hermite
+quadrature around each group's mode (glmer's ``nAGQ``).
 
-    L_j = int exp(h_j(v)) dv / sqrt(2 pi),
-    h_j(v) = sum_i [y_ij eta_ij - log(1 + exp(eta_ij))] - v^2 / 2,
-
-with ``eta_ij = x_ij' beta + theta * v``.  Around the conditional mode
-``v_j`` the integral is approximated by adaptive Gauss-Hermite quadrature
-with ``K`` nodes, centred at the mode and scaled by ``1 / sqrt(D_j)`` where
-``D_j = 1 + theta^2 sum_i mu_ij (1 - mu_ij)`` is the curvature of ``-h_j``;
-``K = 1`` is the Laplace approximation.  Because the groups are independent,
-every step below works on all groups at once (sums within groups are
-``np.bincount`` calls).
-
-How glmer evaluates this deviance, and why we copy it
+How glmer evaluates its deviance, and why we copy it
 ------------------------------------------------------
-glmer finds the modes by penalised iteratively reweighted least squares
-(PIRLS): every evaluation starts from the linear predictor ``lp0`` of its
-first, ``nAGQ = 0`` stage, stops when the penalised deviance changes by less
-than 1e-7 (relative), and takes the curvature ``D_j`` from the weights of the
-*previous* PIRLS iterate.  The resulting deviance differs from an exactly
-converged Laplace approximation by about 1e-3, enough to move glmer's standard
-errors by 0.1-0.2%.  To agree with glmer we therefore (1) reproduce its first
-stage to get ``lp0``, (2) find the optimum of the exactly converged Laplace
-deviance (smooth, with an analytic gradient: quick to optimise by BFGS), and
-(3) polish that optimum with Newton steps on glmer's own version of the
-deviance with ``nagq`` nodes, whose finite-difference Hessian over
-``(theta, beta)`` (lme4's ``deriv12`` rule, step 1e-4) gives the standard
-errors: ``vcov(beta) = 2 * [H^-1]_beta,beta``.
+glmer's PIRLS (``pwrssUpdate`` in lme4's ``external.cpp``) starts every
+evaluation from the linear predictor ``lp0`` of its first stage, stops when
+the penalised deviance changes by less than 1e-7 (relative), and takes
+``log|L|^2`` from the factorisation made with the weights of the
+*previous* iterate.  That deviance differs from an exactly converged
+Laplace approximation by about 1e-3, enough to move glmer's standard errors
+(computed from a finite-difference Hessian of *its* deviance) by 0.1-0.2%.
+So the fit follows glmer's two stages: (1) theta alone with the fixed
+effects inside PIRLS (glmer's ``nAGQ = 0`` criterion), which gives ``lp0``;
+(2) theta and beta together on the exactly converged Laplace deviance
+(smooth, so the library's optimiser, :func:`mlmhelpers._optimize.optimize_deviance`,
+with its boundary check, works on it); then (3) glmer's own deviance is
+evaluated at that optimum, with Newton steps on it and its finite-difference
+Hessian (lme4's ``deriv12`` rule, step 1e-4), which gives the standard errors
+``vcov(beta) = 2 [H^-1]_beta,beta`` - or, for a singular fit or a Hessian that
+is not positive definite, ``(X'WX - X'WZ Lambda A^-1 Lambda' Z'WX)^-1``, as lme4.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
-from scipy import optimize, special
 
-from ._deviance import DevianceModel
-from ._optimize import optimize_deviance
+from ._deviance import SINGULAR_TOL, DevianceModel
+from ._optimize import FitRecord, optimize_deviance
+from ._sparse import BlockSystem
+
+PIRLS_TOL = 1e-7        # glmer's tolPwrss
+EXACT_TOL = 1e-13       # relative change of the penalised deviance of an exact mode
+MAXIT = 100
+STEP_HALVINGS = 20
+DERIV_STEP = 1e-4       # lme4's deriv12 step
 
 
-def _loglik(y, eta):
-    """Bernoulli log-probabilities ``y * eta - log(1 + exp(eta))`` for 0/1 ``y``,
-    computed stably as ``-softplus(z)`` with ``z = -eta`` (y = 1) or ``eta`` (y = 0)."""
-    z = (1.0 - 2.0 * y) * eta
-    return -(np.maximum(z, 0.0) + np.log1p(np.exp(-np.abs(z))))
+class PirlsFailure(RuntimeError):
+    """PIRLS did not converge (glmer stops with an error then)."""
 
 
-class LogitRandomIntercept:
-    """Deviance of a random-intercept logistic model for one data set.
+class GlmmProblem:
+    """A generalised linear mixed model for one data set: PIRLS and the deviances.
 
-    Parameters
-    ----------
-    X : (n, p) array, fixed-effects design.
-    y : (n,) array of 0/1.
-    codes : (n,) int array, group index 0..ngroups-1 of every row.
-    ngroups : int
-    nagq : int, number of quadrature nodes (1 = Laplace).
+    ``frame`` is the pipeline's :class:`~mlmhelpers._frame.ModelFrame` (with
+    ``n_trials``, ``weights`` and ``offset``); ``family`` a
+    :class:`~mlmhelpers._family.Family`.
     """
 
-    def __init__(self, X, y, codes, ngroups, nagq=1):
-        self.X = np.asarray(X, dtype=float)
-        self.y = np.asarray(y, dtype=float)
-        self.codes = np.asarray(codes, dtype=np.intp)
-        self.ngroups = int(ngroups)
+    def __init__(self, frame, family, nagq=1):
+        self.family = family
+        self.y = np.asarray(frame.y, float)
+        self.ntr = np.asarray(frame.n_trials, float)
+        self.wt = np.asarray(frame.weights, float)
+        self.off = np.asarray(frame.offset, float)
+        self.X = np.asarray(frame.X, float)
+        self.n, self.p = self.X.shape
+        self.terms = list(frame.terms)
+        self.system = BlockSystem(self.terms)
+        if not self.system.schur:
+            raise ValueError(
+                "the random terms other than the one with the most groups have "
+                f"{self.system.Q2} effects together, more than the logistic/Poisson fitter "
+                "handles (2,500): fit a simpler random part, or lme4's glmer in R.")
+        self.qs = [t.q for t in self.terms]
         self.nagq = int(nagq)
-        # Gauss-Hermite rule for the standard normal density (weights sum to 1).
-        z, w = np.polynomial.hermite_e.hermegauss(self.nagq)
-        self.z, self.logw = z, np.log(w / w.sum())
-        self.v_warm = np.zeros(self.ngroups)  # warm start for exact modes
-        self.lp0 = None  # glmer's PIRLS starting point (set by stage1)
-        self.pirls_failures = 0
+        if self.nagq > 1:
+            z, w = np.polynomial.hermite_e.hermegauss(self.nagq)
+            z = (z - z[::-1]) / 2.0          # as lme4's GHrule: symmetric to the last bit
+            w = (w + w[::-1]) / 2.0
+            self.ghz, self.ghw = z, w / w.sum()
+        self.lp0 = None
+        self._u_warm = np.zeros(self.system.Q)
+        self._beta_warm = None
+        self._warm = False      # until the first mode: start PIRLS from R's mustart
+        self.evaluations = 0
 
-    # -- small helpers ---------------------------------------------------
-    def _gsum(self, a):
-        """Sum ``a`` within each group."""
-        return np.bincount(self.codes, weights=a, minlength=self.ngroups)
+    # -- the family -------------------------------------------------------------------
+    def _state(self, eta):
+        """mu, dmu/deta and the working weights at eta."""
+        fam = self.family
+        mu = fam.linkinv(eta)
+        mueta = fam.mu_eta(eta)
+        W = mueta**2 * self.wt / fam.variance(mu)
+        return mu, mueta, W
 
-    def _gsum_cols(self, A):
-        """Sum every column of ``A`` within each group -> (ngroups, ncols)."""
-        return np.stack([self._gsum(A[:, k]) for k in range(A.shape[1])], axis=1)
+    def dev_resid(self, mu):
+        return self.family.dev_resid(self.y, mu, self.wt)
 
-    def _curvature(self, eta, theta):
-        mu = special.expit(eta)
-        return 1.0 + theta**2 * self._gsum(mu * (1.0 - mu))
+    def aic(self, mu):
+        """lme4's ``aic()``: -2 x the log-probability of the data given mu."""
+        return -2.0 * float(np.sum(self.family.loglik(self.y, self.ntr, mu, self.wt)))
 
-    # -- conditional modes -------------------------------------------------
-    def modes_exact(self, beta, theta):
-        """Conditional modes by Newton's method, converged to 1e-10.
+    def saturated_aic(self):
+        """-2 x the log-probability of the data at mu = y (the saturated model)."""
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ll = np.nan_to_num(self.family.loglik(self.y, self.ntr, self.y, self.wt))
+        return -2.0 * float(np.sum(ll))
 
-        Returns the modes ``v``, the curvature ``D`` at the modes and the
-        fixed part of the linear predictor.
+    def mustart_eta(self):
+        return self.family.link.linkfun(self.family.mustart(self.y, self.wt))
+
+    # -- one PIRLS iteration --------------------------------------------------------------
+    def _u_step(self, theta, fixed, eta):
+        """The PLS solution for u with beta fixed (in ``fixed`` = offset + X beta)."""
+        mu, mueta, W = self._state(eta)
+        z = eta - fixed + (self.y - mu) / mueta
+        cross = self.system.cross(W, self.X[:, :0], z)
+        f = self.system.factor(theta, cross)
+        R1, R2 = self.system.lam_t(f, cross.rL[:, :, None], cross.r2[:, None])
+        u1, u2 = self.system.solve(f, R1, R2)
+        f["W"] = W
+        return np.concatenate([u1.ravel(), u2.ravel()]), f
+
+    def _joint_step(self, theta, eta):
+        """The PLS solution for beta and u together (glmer's first stage)."""
+        mu, mueta, W = self._state(eta)
+        z = eta - self.off + (self.y - mu) / mueta
+        cross = self.system.cross(W, self.X, z)
+        s = self.system.pls(theta, cross, self.p)
+        s["f"]["W"] = W
+        return s["u"], s["beta"], s["f"]
+
+    def _eta(self, theta, f, u, fixed):
+        return fixed + self.system.linear_predictor(f, u)
+
+    def _pdev(self, u, mu):
+        return float(np.sum(self.dev_resid(mu)) + u @ u)
+
+    # -- PIRLS -----------------------------------------------------------------------
+    def pirls(self, theta, beta, eta, tol, joint=False, exact=False):
+        """glmer's PIRLS from ``eta`` (``pwrssUpdate``): the mode and its factorisation.
+
+        With ``joint`` beta is estimated with u (glmer's first stage, beta
+        is then only the starting value's length).  Returns a dict with
+        ``u``, ``beta``, ``mu``, ``eta``, ``f`` (the factorisation of the last
+        iteration, made with the weights of the iterate before it, as glmer's)
+        and ``pdev``.
         """
-        offset = self.X @ beta
-        v = self.v_warm.copy()
+        fixed = self.off + (self.X @ beta if not joint else 0.0)
+        old, u_old, b_old = np.inf, None, None
+        for it in range(MAXIT):
+            self.evaluations += 1
+            if joint:
+                u, b, f = self._joint_step(theta, eta)
+                fixed = self.off + self.X @ b
+            else:
+                u, f = self._u_step(theta, fixed, eta)
+                b = beta
+            eta_new = fixed + self.system.linear_predictor(f, u)
+            mu = self.family.linkinv(eta_new)
+            pdev = self._pdev(u, mu)
+            if exact:
+                # the mode to machine precision: the step itself is negligible (PIRLS
+                # converges only linearly with a link that is not canonical)
+                moved = np.max(np.abs(u - u_old), initial=0.0) if u_old is not None else np.inf
+                if joint and b_old is not None:
+                    moved = max(moved, np.max(np.abs(b - b_old), initial=0.0))
+                if moved < 1e-10 * (1.0 + np.max(np.abs(u), initial=0.0)):
+                    return dict(u=u, beta=b, mu=mu, eta=eta_new, f=f, pdev=pdev)
+                if pdev >= old - 1e-14 * abs(old) and moved < 1e-7:
+                    return dict(u=u, beta=b, mu=mu, eta=eta_new, f=f, pdev=pdev)
+                if it >= 40 and abs(old - pdev) <= 1e-12 * abs(pdev):
+                    # the deviance no longer moves though the estimates do (a perfectly
+                    # separated outcome: a coefficient heading to infinity)
+                    return dict(u=u, beta=b, mu=mu, eta=eta_new, f=f, pdev=pdev)
+            elif abs((old - pdev) / pdev) < tol:
+                return dict(u=u, beta=b, mu=mu, eta=eta_new, f=f, pdev=pdev)
+            if not np.isfinite(pdev) or pdev > old + (1e-12 * abs(old) if exact else 0.0):
+                if u_old is None:
+                    raise PirlsFailure("PIRLS: the first step gave no finite deviance")
+                for _ in range(STEP_HALVINGS):
+                    u = 0.5 * (u_old + u)
+                    if joint:
+                        b = 0.5 * (b_old + b)
+                        fixed = self.off + self.X @ b
+                    eta_new = fixed + self.system.linear_predictor(f, u)
+                    mu = self.family.linkinv(eta_new)
+                    pdev = self._pdev(u, mu)
+                    if np.isfinite(pdev) and pdev <= old:
+                        break
+                if not np.isfinite(pdev) or pdev - old > max(tol, 1e-10 * abs(old)):
+                    raise PirlsFailure("PIRLS step-halvings failed to reduce the deviance")
+            old, u_old, b_old, eta = pdev, u, b, eta_new
+        raise PirlsFailure(f"PIRLS did not converge in {MAXIT} iterations")
 
-        def h(v):
-            return self._gsum(_loglik(self.y, offset + theta * v[self.codes])) - 0.5 * v**2
-
-        hv = h(v)
-        for _ in range(100):
-            mu = special.expit(offset + theta * v[self.codes])
-            step = (theta * self._gsum(self.y - mu) - v) / (
-                1.0 + theta**2 * self._gsum(mu * (1.0 - mu)))
-            for _ in range(30):  # step halving for any group that got worse
-                h_new = h(v + step)
-                worse = h_new < hv - 1e-12 * (1.0 + np.abs(hv))
-                if not worse.any():
-                    break
-                step = np.where(worse, 0.5 * step, step)
-            v, hv = v + step, h_new
-            if np.max(np.abs(step)) < 1e-10:
-                break
-        if np.all(np.isfinite(v)):
-            self.v_warm = v
-        return v, self._curvature(offset + theta * v[self.codes], theta), offset
-
-    def modes_glmer(self, beta, theta):
-        """Conditional modes as glmer's PIRLS finds them (see module notes).
-
-        Falls back to :meth:`modes_exact` if PIRLS fails (where glmer stops
-        with an error).
-        """
-        offset = self.X @ beta
-        eta = self.lp0.copy()
-        mu = special.expit(eta)
-        old_pdev, v_old = np.inf, None
-        for _ in range(30):
-            w = mu * (1.0 - mu)
-            curv = 1.0 + theta**2 * self._gsum(w)  # weights of this iterate
-            v = theta * self._gsum(w * (eta - offset) + (self.y - mu)) / curv
-            eta = offset + theta * v[self.codes]
-            pdev = -2.0 * np.sum(_loglik(self.y, eta)) + np.sum(v**2)
-            if abs((old_pdev - pdev) / pdev) < 1e-7:
-                return v, curv, offset
-            for _ in range(10):  # glmer's step halving
-                if not (np.isnan(pdev) or pdev > old_pdev):
-                    break
-                v = 0.5 * (v_old + v)
-                eta = offset + theta * v[self.codes]
-                pdev = -2.0 * np.sum(_loglik(self.y, eta)) + np.sum(v**2)
-            mu = special.expit(eta)
-            old_pdev, v_old = pdev, v
-        self.pirls_failures += 1
-        return self.modes_exact(beta, theta)
-
-    # -- approximate likelihood ---------------------------------------------
-    def group_loglik(self, params, glmer=True, laplace=False):
-        """Approximate log-likelihood of every group at ``(theta, *beta)``:
-        glmer's evaluation or the exactly converged one, with ``nagq`` nodes
-        or (``laplace=True``) one."""
-        theta, beta = float(params[0]), np.asarray(params[1:], dtype=float)
-        if glmer and self.lp0 is not None:
-            v, curv, offset = self.modes_glmer(beta, theta)
+    def exact_mode(self, theta, beta, joint=False):
+        """PIRLS converged to machine precision from the last mode (a smooth deviance),
+        with the factorisation redone at the mode's own weights."""
+        if joint:
+            b0 = self._beta_warm if self._beta_warm is not None else np.zeros(self.p)
+            fixed = self.off + self.X @ b0
         else:
-            v, curv, offset = self.modes_exact(beta, theta)
-        if laplace or self.nagq == 1:  # Laplace approximation
-            eta = offset + theta * v[self.codes]
-            return self._gsum(_loglik(self.y, eta)) - 0.5 * v**2 - 0.5 * np.log(curv)
-        scale = 1.0 / np.sqrt(curv)
-        nodes = v[:, None] + scale[:, None] * self.z[None, :]  # (groups, K)
-        eta = offset[:, None] + theta * nodes[self.codes]  # (n, K)
-        K = self.nagq
-        flat = (self.codes[:, None] * K + np.arange(K)[None, :]).ravel()
-        sums = np.bincount(flat, weights=_loglik(self.y[:, None], eta).ravel(),
-                           minlength=self.ngroups * K).reshape(self.ngroups, K)
-        terms = sums - 0.5 * nodes**2 + 0.5 * self.z**2 + self.logw
-        return np.log(scale) + special.logsumexp(terms, axis=1)
-
-    def deviance(self, params, glmer=True, laplace=False):
-        """-2 x approximate log-likelihood at ``params = (theta, *beta)``."""
-        d = -2.0 * float(np.sum(self.group_loglik(params, glmer, laplace)))
-        return d if np.isfinite(d) else 1e300
-
-    def laplace_gradient(self, params):
-        """Exact gradient of the (exactly converged) Laplace deviance.
-
-        With ``l_j = h_j(v_j) - log(D_j) / 2`` at the mode ``v_j``, the
-        envelope theorem gives the ``h_j`` part; ``D_j`` depends on the
-        parameters directly and through the mode (implicit differentiation of
-        ``h_j'(v_j) = 0``).
-        """
-        theta, beta = float(params[0]), np.asarray(params[1:], dtype=float)
-        v, curv, offset = self.modes_exact(beta, theta)
-        X, g = self.X, self._gsum
-        eta = offset + theta * v[self.codes]
-        mu = special.expit(eta)
-        w = mu * (1.0 - mu)
-        w1 = w * (1.0 - 2.0 * mu)  # derivative of w with respect to eta
-        resid = self.y - mu
-        S, T, r = g(w), g(w1), g(resid)
-        a = theta * self._gsum_cols(w[:, None] * X) / curv[:, None]  # -dv/dbeta
-        dv_dtheta = (r - theta * v * S) / curv
-        w1x = self._gsum_cols(w1[:, None] * X)
-        d_beta = X.T @ resid - np.sum(
-            (theta**2 / (2 * curv))[:, None] * (w1x - theta * T[:, None] * a), axis=0)
-        d_theta = np.sum(r * v - (2 * theta * S + theta**2 * T * (v + theta * dv_dtheta))
-                         / (2 * curv))
-        return -2.0 * np.r_[d_theta, d_beta]
-
-    def conditional_effects(self, params):
-        """Conditional modes of ``u_j`` and their conditional SDs, as glmer's
-        ``ranef(condVar = TRUE)`` reports them."""
-        theta, beta = float(params[0]), np.asarray(params[1:], dtype=float)
-        if self.lp0 is not None:
-            v, curv, _ = self.modes_glmer(beta, theta)
+            fixed = self.off + self.X @ beta
+        if self._warm:
+            eta = fixed + self.system.linear_predictor(self.system.lam_parts(theta),
+                                                       self._u_warm)
         else:
-            v, curv, _ = self.modes_exact(beta, theta)
-        return theta * v, abs(theta) / np.sqrt(curv)
+            eta = self.mustart_eta()
+        s = self.pirls(theta, beta if not joint else None, eta, EXACT_TOL, joint=joint,
+                       exact=True)
+        mu, mueta, W = self._state(s["eta"])
+        cross = self.system.cross(W, self.X, np.zeros(self.n))
+        s["f"], s["cross"], s["W"] = self.system.factor(theta, cross), cross, W
+        if np.all(np.isfinite(s["u"])):
+            self._u_warm = s["u"]
+            self._warm = True
+            if joint:
+                self._beta_warm = s["beta"]
+        return s
 
-    def fitted_linear_predictor(self, params):
-        theta, beta = float(params[0]), np.asarray(params[1:], dtype=float)
-        u, _ = self.conditional_effects(params)
-        return self.X @ beta + u[self.codes]
+    # -- the deviances ------------------------------------------------------------------
+    def laplace(self, s):
+        """glmer's Laplace deviance from a PIRLS result: log|L|^2 + |u|^2 + aic."""
+        return float(s["f"]["logdet"] + s["u"] @ s["u"] + self.aic(s["mu"]))
 
-    # -- glmer's first stage (nAGQ = 0) ----------------------------------------
-    def _joint_pirls(self, theta, beta, v):
-        """Modes of beta and v together for fixed theta (penalised IRLS)."""
-        X, y = self.X, self.y
+    def agq(self, s, theta, beta):
+        """glmer's adaptive Gauss-Hermite deviance (one scalar term; ``glmerAGQ``)."""
+        term = self.terms[0]
+        codes, m = term.codes, term.m
+        u = s["u"]
+        fixed = self.off + self.X @ beta
+        t = float(theta[0])
+        devc0 = u**2 + np.bincount(codes, self.dev_resid(s["mu"]), minlength=m)
+        sd = np.sqrt(s["f"]["G1"][:, 0, 0])          # 1 / L_jj
+        mult = np.zeros(m)
+        zcol = term.Z[:, 0]
+        for z, w in zip(self.ghz, self.ghw):
+            if z == 0:
+                mult += w
+                continue
+            uk = u + z * sd
+            mu = self.family.linkinv(fixed + t * zcol * uk[codes])
+            devc = uk**2 + np.bincount(codes, self.dev_resid(mu), minlength=m)
+            ldnorm = -0.5 * z * z - 0.5 * np.log(2 * np.pi)
+            mult += np.exp(-0.5 * (devc - devc0) - ldnorm) * w / np.sqrt(2 * np.pi)
+        return float(devc0.sum() + s["f"]["logdet"] - 2.0 * np.sum(np.log(mult)))
 
-        def pdev(beta, v):
-            eta = X @ beta + theta * v[self.codes]
-            return -2.0 * np.sum(_loglik(y, eta)) + np.sum(v**2)
+    def deviance_exact(self, x):
+        """The exactly converged Laplace (or AGQ) deviance at ``x = (theta, beta)``."""
+        theta, beta = self.split(x)
+        try:
+            s = self.exact_mode(theta, beta)
+        except (PirlsFailure, np.linalg.LinAlgError, FloatingPointError):
+            return np.inf
+        value = self.agq(s, theta, beta) if self.nagq > 1 else self.laplace(s)
+        return value if np.isfinite(value) else np.inf
 
-        old = pdev(beta, v)
-        for _ in range(100):
-            eta = X @ beta + theta * v[self.codes]
-            mu = special.expit(eta)
-            w = mu * (1.0 - mu)
-            wz = w * eta + (y - mu)  # weights times working response
-            curv = 1.0 + theta**2 * self._gsum(w)
-            xw = self._gsum_cols(w[:, None] * X)  # (groups, p)
-            zw = self._gsum(wz)
-            A = X.T @ (w[:, None] * X) - theta**2 * (xw.T / curv) @ xw
-            b = X.T @ wz - theta**2 * xw.T @ (zw / curv)
-            try:
-                beta_new = np.linalg.solve(A, b)
-            except np.linalg.LinAlgError:
-                beta_new = np.linalg.lstsq(A, b, rcond=None)[0]
-            v_new = theta * (zw - xw @ beta_new) / curv
-            db, dv = beta_new - beta, v_new - v
-            for _ in range(30):
-                new = pdev(beta + db, v + dv)
-                if new <= old + 1e-10 * abs(old):
-                    break
-                db, dv = 0.5 * db, 0.5 * dv
-            beta, v = beta + db, v + dv
-            done = abs(old - new) < 1e-11 * abs(new)
-            old = new
-            if done:
-                break
-        eta = X @ beta + theta * v[self.codes]
-        dev = -2.0 * np.sum(_loglik(y, eta)) + np.sum(v**2) + np.sum(np.log(self._curvature(eta, theta)))
-        return beta, v, dev
+    def _r_tilde(self, eta):
+        """d log p(y | eta) / d eta for every row: wt (y - mu) mu' / V(mu)."""
+        mu, mueta, _ = self._state(eta)
+        return self.wt * (self.y - mu) * mueta / self.family.variance(mu)
 
-    def stage1(self):
-        """glmer's first stage: theta by the ``nAGQ = 0`` criterion.
+    def _canonical(self):
+        return (self.family.name, self.family.link.name) in (("binomial", "logit"),
+                                                              ("poisson", "log"))
 
-        Sets ``lp0`` (glmer's PIRLS starting point) and returns starting
-        values ``(theta, *beta)`` for the second stage.
+    def deviance_and_gradient_exact(self, x):
+        """The exactly converged Laplace deviance and its gradient over (theta, beta).
+
+        The penalised deviance part by the envelope theorem; log|L|^2 through
+        theta directly (the linear model's formula with the weights) and
+        through the weights, which move with the mode: ``sum_i W'_i h_i
+        d eta_i``, with the leverages ``h_i = z_i' Lambda A^-1 Lambda' z_i``
+        and ``d eta = direct + Z Lambda du``, ``du`` from the mode's
+        equations (implicit differentiation).
         """
-        beta, v = logistic_start(self.X, self.y), np.zeros(self.ngroups)
-        state = {"beta": beta, "v": v}
+        theta, beta = self.split(x)
+        try:
+            s = self.exact_mode(theta, beta)
+            value = self.laplace(s)
+            if not np.isfinite(value):
+                return np.inf, np.zeros(len(x))
+            grad = self._laplace_gradient(theta, s)
+        except (PirlsFailure, np.linalg.LinAlgError, FloatingPointError):
+            return np.inf, np.zeros(len(x))
+        return value, grad
 
-        def crit(theta):
-            b, vv, dev = self._joint_pirls(theta, state["beta"], state["v"])
-            if np.all(np.isfinite(b)):
-                state["beta"], state["v"] = b, vv
-            return dev
+    def _laplace_gradient(self, theta, s, joint=False):
+        """The gradient of the exact Laplace deviance at a mode ``s``: over (theta,
+        beta), or over theta with beta at its joint mode too (``joint``, glmer's first
+        stage)."""
+        sysm = self.system
+        f, cross, u, eta = s["f"], s["cross"], s["u"], s["eta"]
+        G = sysm.inverse_on_pattern(f)
+        rt = self._r_tilde(eta)
+        # envelope part: -2 log p(y | u) + |u|^2 at the mode, u (and beta) held fixed
+        ztr = sysm.cross(np.ones(self.n), self.X[:, :0], rt)
+        u1, u2 = sysm.split(u)
+        g_theta = sysm.outer_gradient(ztr.rL, ztr.r2, u1, u2)
+        g_theta = g_theta + sysm.logdet_gradient(f, cross, G)      # log|A| at fixed weights
+        g_beta = -2.0 * self.X.T @ rt
+        # log|A| through the weights: sum_i W'_i h_i d eta_i
+        h = 1e-5 * (1.0 + np.abs(eta))
+        Wp = (self._state(eta + h)[2] - self._state(eta - h)[2]) / (2 * h)
+        c = Wp * sysm.leverages(f, G)
+        if self._canonical():
+            f_obs, cross_obs = f, cross
+        else:
+            W_obs = -(self._r_tilde(eta + h) - self._r_tilde(eta - h)) / (2 * h)
+            cross_obs = sysm.cross(W_obs, self.X, np.zeros(self.n))
+            f_obs = sysm.factor(theta, cross_obs)
+        entries = sysm.entry_positions()
+        n1, m0, qL, p = sysm.m0 * sysm.qL, sysm.m0, sysm.qL, self.p
+        nb = 0 if joint else p                       # beta columns of the derivative
+        k = nb + len(entries)
+        # right-hand sides of the mode's equations for u
+        R = np.zeros((sysm.Q, k))
+        F1, F2 = sysm.lam_t(f_obs, cross_obs.XL, cross_obs.X2)       # Lambda' Z'W X
+        F = np.concatenate([F1.reshape(n1, p), F2])
+        if not joint:
+            R[:, :p] = F
+        zr = np.concatenate([ztr.rL.ravel(), ztr.r2])              # Z' r~
+        Eu = np.zeros((sysm.Q, len(entries)))                       # E_i u
+        for c_i, (_, side, pa, pb) in enumerate(entries):
+            off = 0 if side == "L" else n1
+            Eu[off + pa, c_i] = u[off + pb]
+            R[off + pb, nb + c_i] -= zr[off + pa]                   # -E_i' Z' r~
+        E1 = Eu[:n1].reshape(m0, qL, -1)
+        ZEu1, ZEu2 = sysm.ztz(cross_obs, E1, Eu[n1:])
+        L1, L2 = sysm.lam_t(f_obs, ZEu1, ZEu2)
+        R[:n1, nb:] += L1.reshape(n1, -1)
+        R[n1:, nb:] += L2
 
-        res = optimize.minimize_scalar(crit, bounds=(0.0, 10.0), method="bounded",
-                                       options={"xatol": 1e-7})
-        theta = float(res.x)
-        beta, v, _ = self._joint_pirls(theta, state["beta"], state["v"])
-        self.lp0 = self.X @ beta + theta * v[self.codes]
-        self.v_warm = v.copy()
-        return np.r_[theta, beta]
+        def solve(rhs):
+            a1, a2 = sysm.solve(f_obs, rhs[:n1].reshape(m0, qL, -1), rhs[n1:])
+            return np.concatenate([a1.reshape(n1, -1), a2])
+
+        a = solve(R)
+        if joint:
+            # and the equations for beta: [A F; F' X'WX] [du; db] = -[R; X'WZ E u]
+            Rb = np.einsum("jqp,jqk->pk", cross_obs.XL, E1) + cross_obs.X2.T @ Eu[n1:]
+            Fa = solve(F)
+            M = cross_obs.XtX - F.T @ Fa
+            db = np.linalg.solve(M, F.T @ a - Rb)
+            dU = -a - Fa @ db
+        else:
+            dU = -a
+        B1, B2 = sysm.lam(f_obs, dU[:n1].reshape(m0, qL, k), dU[n1:])
+        deta = sysm.z_times(B1, B2)                                 # Z Lambda du
+        deta[:, nb:] += sysm.z_times(E1, Eu[n1:])                  # Z E_i u
+        if joint:
+            deta += self.X @ db
+        else:
+            deta[:, :p] += self.X
+        g_w = c @ deta
+        if joint:
+            return g_theta + g_w
+        return np.r_[g_theta + g_w[p:], g_beta + g_w[:p]]
+
+    def stage1_deviance_and_gradient(self, theta):
+        """glmer's first-stage criterion and its gradient over theta."""
+        theta = np.asarray(theta, float)
+        try:
+            s = self.exact_mode(theta, None, joint=True)
+            value = self.laplace(s)
+            if not np.isfinite(value):
+                return np.inf, np.zeros(len(theta))
+            return value, self._laplace_gradient(theta, s, joint=True)
+        except (PirlsFailure, np.linalg.LinAlgError, FloatingPointError):
+            return np.inf, np.zeros(len(theta))
+
+    def glmer_state(self, x):
+        """glmer's PIRLS at ``x`` from ``lp0`` (its evaluation of the deviance)."""
+        theta, beta = self.split(x)
+        return self.pirls(theta, beta, self.off + self.lp0, PIRLS_TOL)
+
+    def deviance_glmer(self, x):
+        """glmer's own deviance at ``x = (theta, beta)`` (see the module notes)."""
+        theta, beta = self.split(x)
+        try:
+            s = self.glmer_state(x)
+        except (PirlsFailure, np.linalg.LinAlgError, FloatingPointError):
+            return np.inf
+        value = self.agq(s, theta, beta) if self.nagq > 1 else self.laplace(s)
+        return value if np.isfinite(value) else 1e300
+
+    def stage1_deviance(self, theta):
+        """glmer's first-stage criterion (``nAGQ = 0``), exactly converged."""
+        try:
+            s = self.exact_mode(np.asarray(theta, float), None, joint=True)
+        except (PirlsFailure, np.linalg.LinAlgError, FloatingPointError):
+            return np.inf
+        return self.laplace(s)
+
+    @property
+    def ntheta(self):
+        return sum(q * (q + 1) // 2 for q in self.qs)
+
+    def split(self, x):
+        x = np.asarray(x, float)
+        return x[:self.ntheta], x[self.ntheta:]
 
 
-class LaplaceDeviance(DevianceModel):
-    """The exactly converged Laplace deviance over ``(theta, *beta)``, for the
-    library's optimiser (:func:`mlmhelpers._optimize.optimize_deviance`):
-    theta is the one entry of a 1 x 1 ``T``, the fixed effects are extra
-    parameters (not profiled out, as in glmer's second stage)."""
+class _Stage1(DevianceModel):
+    """glmer's first stage as a deviance over theta, for the library's optimiser."""
+
+    def __init__(self, problem):
+        self.problem = problem
+        self.n, self.p, self.reml = problem.n, problem.p, False
+        self.qs = problem.qs
+
+    def scales(self):
+        out = []
+        for t in self.problem.terms:
+            rms = np.sqrt(np.maximum(np.mean(t.Z**2, axis=0), 1e-300))
+            out.append(1.0 / rms[np.tril_indices(t.q)[1]])
+        return np.concatenate(out)
+
+    def deviance(self, theta):
+        return self.problem.stage1_deviance(theta)
+
+    def deviance_and_gradient(self, theta):
+        return self.problem.stage1_deviance_and_gradient(theta)
+
+
+class _Stage2(_Stage1):
+    """The exactly converged Laplace (AGQ) deviance over (theta, beta)."""
 
     def __init__(self, problem, start):
-        self.problem = problem
-        self.n, self.p = problem.X.shape
-        self.reml = False
-        self.qs = [1]
-        self.n_extra = self.p
-        self._start = np.asarray(start, dtype=float)
+        super().__init__(problem)
+        self.n_extra = problem.p
+        self._start = np.asarray(start, float)
 
     def start(self):
         return self._start.copy()
 
     def scales(self):
-        return np.ones(1 + self.p)
+        return np.r_[super().scales(), np.ones(self.problem.p)]
 
     def deviance(self, x):
-        return self.problem.deviance(x, glmer=False, laplace=True)
+        return self.problem.deviance_exact(x)
 
     def deviance_and_gradient(self, x):
-        return self.deviance(x), self.problem.laplace_gradient(x)
+        if self.problem.nagq > 1:   # quadrature: the gradient by differences
+            return DevianceModel.deviance_and_gradient(self, x)
+        return self.problem.deviance_and_gradient_exact(x)
 
 
-def finite_difference(fun, x, delta=1e-4, fx=None):
+def finite_difference(fun, x, delta=DERIV_STEP, fx=None):
     """Central-difference gradient and Hessian (the rule of lme4's ``deriv12``)."""
     x = np.asarray(x, dtype=float)
     n = x.size
@@ -337,158 +482,122 @@ def finite_difference(fun, x, delta=1e-4, fx=None):
     return grad, hess
 
 
-def logistic_start(X, y, iterations=10):
-    """A few IRLS steps of the single-level logistic model (few enough that
-    a perfectly separating covariate stays finite)."""
-    beta = np.zeros(X.shape[1])
-    for _ in range(iterations):
-        mu = special.expit(X @ beta)
-        w = np.maximum(mu * (1 - mu), 1e-10)
-        z = X @ beta + (y - mu) / w
-        beta_new = np.linalg.pinv(X.T @ (w[:, None] * X)) @ (X.T @ (w * z))
-        if np.max(np.abs(beta_new - beta)) < 1e-10:
-            return beta_new
-        beta = beta_new
-    return beta
+def _hessian_of_gradient(fg, x, step=1e-5):
+    """The Hessian by central differences of an analytic gradient (symmetrised)."""
+    k = len(x)
+    H = np.empty((k, k))
+    for i in range(k):
+        e = np.zeros(k)
+        e[i] = step * max(1.0, abs(x[i]))
+        H[:, i] = (fg(x + e)[1] - fg(x - e)[1]) / (2 * e[i])
+    return 0.5 * (H + H.T)
 
 
 @dataclass
-class FitOutput:
-    params: np.ndarray  # (theta, *beta), theta >= 0
-    deviance: float
-    gradient: np.ndarray
+class GlmmFit:
+    """What the fit found (see :func:`fit`)."""
+
+    x: np.ndarray                   # (theta, beta) at the optimum
+    deviance: float                 # glmer's deviance there (-2 logLik)
+    vcov: np.ndarray                # covariance of beta
+    vcov_from_hessian: bool
+    gradient: np.ndarray            # of glmer's deviance (None when not computed)
     hessian: np.ndarray
-    cov_beta: np.ndarray
-    cov_from_hessian: bool
-    max_grad: float
-    converged: bool
-    message: str
-    n_evaluations: int
-    record: object = None   # the optimiser's FitRecord of the Laplace stage
+    record: FitRecord               # the optimiser's evidence (stage 2)
+    state: dict                     # glmer's PIRLS state at the optimum (modes, factor)
+    messages: list = field(default_factory=list)
+    evaluations: int = 0
 
 
-def _central_gradient(fun, x, step=1e-6):
-    g = np.empty_like(x)
-    for i in range(x.size):
-        h = step * max(1.0, abs(x[i]))
-        up, down = x.copy(), x.copy()
-        up[i] += h
-        down[i] -= h
-        g[i] = (fun(up) - fun(down)) / (2 * h)
-    return g
+def _diagonal_mask(qs):
+    return np.concatenate([np.eye(q, dtype=bool)[np.tril_indices(q)] for q in qs])
 
 
-def _newton(dev, x, f, grad, hess, max_iter=8):
-    """Newton steps with step halving on ``dev`` from ``x`` (gradient and
-    Hessian by finite differences).  theta stays >= 0 (the deviance is even
-    in theta).  Returns the new point, its deviance, gradient and Hessian."""
-    for _ in range(max_iter):
+def fit(problem: GlmmProblem) -> GlmmFit:
+    """glmer's two stages (see the module notes) and the standard errors."""
+    messages = []
+    # (1) theta with beta inside PIRLS (glmer's nAGQ = 0 stage); its optimum gives lp0
+    stage1 = _Stage1(problem)
+    rec1 = optimize_deviance(stage1, gtol=1e-3, check_boundary=False)
+    theta1 = rec1.theta
+    s1 = problem.exact_mode(theta1, None, joint=True)
+    problem.lp0 = problem.X @ s1["beta"] + problem.system.linear_predictor(s1["f"], s1["u"])
+    # (2) theta and beta on the exactly converged Laplace (AGQ) deviance
+    stage2 = _Stage2(problem, np.r_[theta1, s1["beta"]])
+    record = optimize_deviance(stage2)
+    x = record.theta.copy()
+    # (3) glmer's deviance at that optimum: Newton steps on it, its Hessian
+    glmer = problem.deviance_glmer
+    f = glmer(x)
+    diag = _diagonal_mask(problem.qs)
+    theta = x[:problem.ntheta]
+    grad = hess = None
+    if True:  # lme4 1.1-31 takes derivatives at singular fits too (later ones do not)
+        # glmer's optimum of its own deviance is a few 1e-6 from the exact one, and its
+        # Hessian (lme4's deriv12, from which the standard errors come) is taken there:
+        # where the finite differences of its deviance are taken matters at the 1e-4
+        # level of the standard errors.  A Newton step onto it: the gradient of glmer's
+        # deviance by differences, the curvature of the exact deviance (analytic
+        # gradients), then deriv12 once at the point reached.
+        g0 = np.array([(glmer(x + e) - glmer(x - e)) / (2 * DERIV_STEP)
+                       for e in np.eye(len(x)) * DERIV_STEP])
+        H0 = _hessian_of_gradient(stage2.deviance_and_gradient, x)
         try:
+            np.linalg.cholesky(H0)
+            x_new = x - np.linalg.solve(H0, g0)
+            f_new = glmer(x_new)
+            if f_new <= f:
+                x, f = x_new, f_new
+        except np.linalg.LinAlgError:
+            pass
+        grad, hess = finite_difference(glmer, x, fx=f)
+        try:   # and a last step with glmer's own curvature, when it is still worth one
             np.linalg.cholesky(hess)
             step = np.linalg.solve(hess, grad)
+            if np.max(np.abs(step)) > 1e-5:
+                x_new = x - step
+                f_new = glmer(x_new)
+                if f_new <= f:
+                    x, f = x_new, f_new
+                    grad, hess = finite_difference(glmer, x, fx=f)
         except np.linalg.LinAlgError:
-            break
-        t = 1.0
-        while t > 1e-3:
-            x_new = x - t * step
-            x_new[0] = abs(x_new[0])
-            f_new = dev(x_new)
-            if f_new <= f:
-                break
-            t *= 0.5
-        else:
-            break
-        moved = np.max(np.abs(t * step))
-        x, f = x_new, f_new
-        if moved < 1e-5:
-            # The Hessian barely changes over so short a step: refresh the
-            # gradient only, then stop.
-            grad = _central_gradient(dev, x, 1e-4)
-            break
-        grad, hess = finite_difference(dev, x, fx=f)
-    return x, f, grad, hess
+            pass
+    p = problem.p
+    vcov, from_hessian = None, False
+    if hess is not None:
+        try:
+            cov = 2.0 * np.linalg.inv(hess)[-p:, -p:]
+            cov = 0.5 * (cov + cov.T)
+            if np.all(np.isfinite(cov)) and np.linalg.eigvalsh(cov).min() > 0:
+                vcov, from_hessian = cov, True
+        except np.linalg.LinAlgError:
+            pass
+        if not from_hessian:
+            messages.append("the standard errors come from the curvature with the variance "
+                            "parameters held fixed: the full Hessian was not positive "
+                            "definite")
+    state = problem.glmer_state(x)
+    if vcov is None:
+        vcov = conditional_vcov(problem, x, state)
+    if problem.nagq > 1:
+        # glmer's quadrature deviance sums deviance residuals: it leaves out the saturated
+        # model's -2 log-likelihood (0 for 0/1 outcomes, not for counts; lme4 issues #161,
+        # #567).  Put back, the log-likelihood is the same quantity as the Laplace fit's.
+        f = f + problem.saturated_aic()
+    return GlmmFit(x=x, deviance=f, vcov=vcov, vcov_from_hessian=from_hessian, gradient=grad,
+                   hessian=hess, record=record, state=state, messages=messages,
+                   evaluations=problem.evaluations)
 
 
-def fit(problem: LogitRandomIntercept, grad_tol=1e-3):
-    """Minimise the deviance over ``(theta, beta)``; return estimates and the
-    glmer-style covariance matrix of ``beta``."""
-    count = [0]
-
-    def dev(x, glmer=True, laplace=False):
-        count[0] += 1
-        return problem.deviance(x, glmer, laplace)
-
-    x0 = problem.stage1()
-    messages = []
-
-    # (2) exactly converged Laplace deviance (cheap and smooth), minimised by the
-    # library's optimiser: theta is left free (the deviance is even in theta) and
-    # a theta near zero is checked off the boundary before it is believed.
-    laplace = LaplaceDeviance(problem, x0)
+def conditional_vcov(problem, x, state=None):
+    """vcov(beta) with theta held fixed: (X'WX - X'WZ Lambda A^-1 Lambda' Z'WX)^-1 at the
+    weights of glmer's last PIRLS iterate (lme4's fallback, from ``RX``)."""
+    theta, beta = problem.split(x)
+    state = state or problem.glmer_state(x)
+    W = state["f"]["W"]      # the weights of glmer's last decomposition
+    cross = problem.system.cross(W, problem.X, np.zeros(problem.n))
+    s = problem.system.pls(theta, cross, problem.p)
     try:
-        record = optimize_deviance(laplace)
-        x = record.theta.copy()
-        count[0] += record.evaluations
-        optimizer_ok = bool(np.isfinite(record.deviance))
-    except RuntimeError as exc:
-        x, record, optimizer_ok = x0.copy(), None, False
-        messages.append(str(exc))
-
-    # (3) Newton steps on glmer's deviance with nagq nodes.
-    f = dev(x)
-    grad, hess = finite_difference(dev, x, fx=f)
-    x, f, grad, hess = _newton(dev, x, f, grad, hess)
-    if x[0] < 1e-4:  # lme4's boundary check: is theta = 0 at least as good?
-        x_zero = np.r_[0.0, x[1:]]
-        f_zero = dev(x_zero)
-        if f_zero <= f:
-            x, f = x_zero, f_zero
-            grad, hess = finite_difference(dev, x, fx=f)
-
-    # lme4's convergence check on the scaled gradient.
-    try:
-        scaled = np.linalg.solve(np.linalg.cholesky(hess), grad)
-        max_grad = float(np.max(np.minimum(np.abs(scaled), np.abs(grad))))
-        hess_pd = True
+        return np.linalg.inv(s["M"])
     except np.linalg.LinAlgError:
-        max_grad = float(np.max(np.abs(grad)))
-        hess_pd = False
-    if not hess_pd:
-        messages.append("the Hessian of the deviance is not positive definite")
-    if max_grad > grad_tol:
-        messages.append(f"max|grad| = {max_grad:.3g} (tol = {grad_tol:g})")
-
-    cov_from_hessian = False
-    cov = None
-    try:
-        cov = 2.0 * np.linalg.inv(hess)[1:, 1:]
-        cov = 0.5 * (cov + cov.T)
-        cov_from_hessian = bool(np.all(np.isfinite(cov)) and np.linalg.eigvalsh(cov).min() > 0)
-    except np.linalg.LinAlgError:
-        pass
-    if not cov_from_hessian:
-        cov = conditional_cov_beta(problem, x)
-
-    converged = bool(optimizer_ok and max_grad <= grad_tol and np.isfinite(f))
-    return FitOutput(
-        params=x, deviance=f, gradient=grad, hessian=hess, cov_beta=cov,
-        cov_from_hessian=cov_from_hessian, max_grad=max_grad, converged=converged,
-        message="; ".join(messages), n_evaluations=count[0], record=record,
-    )
-
-
-def conditional_cov_beta(problem, params):
-    """Covariance of beta given theta (lme4's ``RX``-based ``vcov``), the
-    fallback when the Hessian is not positive definite."""
-    theta, beta = float(params[0]), np.asarray(params[1:], dtype=float)
-    eta = problem.fitted_linear_predictor(params)
-    mu = special.expit(eta)
-    w = mu * (1.0 - mu)
-    X = problem.X
-    curv = 1.0 + theta**2 * problem._gsum(w)
-    xw = problem._gsum_cols(w[:, None] * X)
-    info = X.T @ (w[:, None] * X) - theta**2 * (xw.T / curv) @ xw
-    try:
-        return np.linalg.inv(info)
-    except np.linalg.LinAlgError:
-        return np.full((X.shape[1], X.shape[1]), np.nan)
+        return np.full((problem.p, problem.p), np.nan)

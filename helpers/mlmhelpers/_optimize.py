@@ -129,12 +129,12 @@ class _Counted:
         return value, grad
 
 
-def _descend(fun: _Counted, x0):
+def _descend(fun: _Counted, x0, gtol=1e-6):
     """BFGS over unconstrained theta from x0: (x, f)."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         res = optimize.minimize(fun.fg, np.asarray(x0, float), jac=True, method="BFGS",
-                                options=dict(gtol=1e-6, maxiter=1000, norm=np.inf))
+                                options=dict(gtol=gtol, maxiter=1000, norm=np.inf))
     x = fun.model.canonical(res.x)
     return x, float(fun.f(x))
 
@@ -160,7 +160,8 @@ def projected_gradient(model: DevianceModel, theta, grad):
     return pg
 
 
-def optimize_deviance(model: DevianceModel, start=None) -> FitRecord:
+def optimize_deviance(model: DevianceModel, start=None, *, gtol=1e-6,
+                      check_boundary=True) -> FitRecord:
     """Minimise the deviance over theta; see the module docstring.
 
     Parameters
@@ -168,6 +169,11 @@ def optimize_deviance(model: DevianceModel, start=None) -> FitRecord:
     model : DevianceModel
     start : array, optional
         Where to start (default lme4's start, every T_k the identity).
+    gtol : float, default 1e-6
+        The descent stops when no entry of the gradient is larger.
+    check_boundary : bool, default True
+        Run the boundary check (off only for a preliminary fit whose optimum
+        is checked later, as glmer's first stage).
 
     Returns
     -------
@@ -176,7 +182,7 @@ def optimize_deviance(model: DevianceModel, start=None) -> FitRecord:
     fun = _Counted(model)
     x0 = model.start() if start is None else np.asarray(start, float)
     clock = time.perf_counter()
-    x, f = _descend(fun, x0)
+    x, f = _descend(fun, x0, gtol)
     attempts = [Attempt("lme4's start" if start is None else "the start given", f, fun.count,
                         time.perf_counter() - clock)]
     if not np.isfinite(f) or f >= 1e300:
@@ -184,7 +190,7 @@ def optimize_deviance(model: DevianceModel, start=None) -> FitRecord:
             "the optimiser found no finite log-likelihood; check the response for "
             "extreme values and the model for redundant terms.")
     diag = model.diagonal
-    checked = bool(np.any(diag & (np.abs(x) < CHECK_TOL)))
+    checked = check_boundary and bool(np.any(diag & (np.abs(x) < CHECK_TOL)))
     if checked:
         x, f = _boundary_check(fun, model, x, f, attempts)
     x, f = _snap(fun, model, x, f)

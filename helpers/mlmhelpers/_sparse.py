@@ -59,6 +59,7 @@ from scipy.sparse.linalg import splu
 from ._deviance import DevianceModel, Estimates
 
 SCHUR_MAX = 2500   # most effects of the non-leading factors for the block elimination
+DENSE_B_MAX = 5_000_000  # entries of a dense leading-by-other block (A12) at most
 
 
 def _group_cross(codes, m, U, V):
@@ -122,9 +123,498 @@ class _Rest:
         """Positions in the Schur complement of the effects of the given levels (.., q)."""
         return self.off + np.asarray(levels)[..., None] * self.q + np.arange(self.q)
 
+    @property
+    def all_rows(self):
+        return self.rows(np.arange(self.m))
+
+
+class Cross:
+    """Weighted cross-products of the designs, by blocks (see :meth:`BlockSystem.cross`)."""
+
+    def __init__(self, **parts):
+        self.__dict__.update(parts)
+
+
+def theta_layout(qs):
+    """The slice of theta of each term (lower triangles, term after term)."""
+    out, off = [], 0
+    for q in qs:
+        k = q * (q + 1) // 2
+        out.append(slice(off, off + k))
+        off += k
+    return out
+
+
+class BlockSystem:
+    """The block structure of ``Lambda' Z' W Z Lambda + I`` for a list of random terms.
+
+    Everything that does not depend on the data's weights is set up once:
+    which terms form the leading block (the factor with the most groups and
+    its other terms), where the other terms' effects sit, the pairs of groups
+    that share rows and the scatter operators over them.  :meth:`cross`
+    forms the weighted cross-products (once for a linear model, every PIRLS
+    iteration for a generalised one), and :meth:`factor`, :meth:`solve`,
+    :meth:`inverse_on_pattern` and :meth:`ztz_lam` do the block elimination.
+    """
+
+    def __init__(self, terms):
+        self.blocks = list(terms)
+        self.qs = [t.q for t in self.blocks]
+        self.slices = theta_layout(self.qs)
+        first = self.blocks[0]
+        self.n = len(first.codes)
+        self.lead = [k for k, t in enumerate(self.blocks)
+                     if t.factor == first.factor and np.array_equal(t.codes, first.codes)]
+        self.lead_off = np.cumsum([0] + [self.qs[k] for k in self.lead])
+        self.qL = int(self.lead_off[-1])
+        self.m0 = first.m
+        self.codes0 = first.codes
+        self.rest, off = [], 0
+        for k in range(len(self.blocks)):
+            if k not in self.lead:
+                self.rest.append(_Rest(k, self.blocks[k], off))
+                off += self.blocks[k].m * self.blocks[k].q
+        self.Q2 = off
+        self.Q = self.m0 * self.qL + self.Q2
+        self.schur = self.Q2 <= SCHUR_MAX
+        # A12 as a dense (groups x qL x Q2) array where that is small: its products
+        # are then matrix products; otherwise over the pairs of groups that share rows
+        self.dense_B = bool(self.rest) and self.m0 * self.qL * self.Q2 <= DENSE_B_MAX
+        self.ZL = np.column_stack([self.blocks[k].Z for k in self.lead])
+        if self.schur:
+            self._setup()
+
+    def _setup(self):
+        c0 = self.codes0
+        rows, cols, vals = [], [], []
+        for r in self.rest:
+            for a in range(r.q):
+                rows.append(np.arange(self.n))
+                cols.append(r.off + r.term.codes * r.q + a)
+                vals.append(r.term.Z[:, a])
+        self.Z2 = (sp.csr_matrix((np.concatenate(vals),
+                                  (np.concatenate(rows), np.concatenate(cols))),
+                                 shape=(self.n, self.Q2)) if self.rest else None)
+        # Z2'WZ2 on a fixed pattern: for every pair of rest terms and of their columns,
+        # where each row's product lands in the matrix's data (weights change, the
+        # pattern does not)
+        combos, prow, pcol = [], [], []
+        for ra in self.rest:
+            for rb in self.rest:
+                for ca in range(ra.q):
+                    for cb in range(rb.q):
+                        combos.append((ra, ca, rb, cb))
+                        prow.append(ra.off + ra.term.codes * ra.q + ca)
+                        pcol.append(rb.off + rb.term.codes * rb.q + cb)
+        if self.rest:
+            flat = np.stack(prow).astype(np.int64) * self.Q2 + np.stack(pcol)
+            uniq, inv = np.unique(flat, return_inverse=True)
+            pat = sp.csr_matrix((np.arange(1.0, len(uniq) + 1),
+                                 (uniq // self.Q2, uniq % self.Q2)), shape=(self.Q2, self.Q2))
+            pat.sort_indices()
+            order = np.empty(len(uniq), dtype=np.intp)
+            order[pat.data.astype(np.intp) - 1] = np.arange(len(uniq))
+            self._c22 = (pat.indices.copy(), pat.indptr.copy(), len(uniq),
+                         [(ra, ca, rb, cb, order[inv.reshape(len(combos), -1)[i]])
+                          for i, (ra, ca, rb, cb) in enumerate(combos)])
+        # pairs (group j of the leading factor, level l of a rest term) that share rows
+        for r in self.rest:
+            key = c0.astype(np.int64) * r.m + r.term.codes
+            uniq, inv = np.unique(key, return_inverse=True)
+            r.j, r.l = (uniq // r.m).astype(np.intp), (uniq % r.m).astype(np.intp)
+            r.pair = inv.ravel().astype(np.intp)                          # pair of every row
+            r.rows_p = r.rows(r.l)                                        # (np, q)
+            r.order = np.argsort(r.j, kind="stable")
+            r.count = np.bincount(r.j, minlength=self.m0)
+            r.start = np.concatenate([[0], np.cumsum(r.count)[:-1]])
+            r.to_groups = sp.csr_matrix((np.ones(len(r.j)), (r.j, np.arange(len(r.j)))),
+                                        shape=(self.m0, len(r.j)))
+            r.to_levels = sp.csr_matrix((np.ones(len(r.l)), (r.l, np.arange(len(r.l)))),
+                                        shape=(r.m, len(r.l)))
+        # dense products cost m0 qL Q2^2; the pairs of pairs cost their number (each
+        # with more overhead): nested factors have few, crossed ones many
+        if self.dense_B:
+            npp = sum(int(ra.count @ rb.count) * ra.q * rb.q
+                      for ra in self.rest for rb in self.rest)
+            self.dense_B = self.m0 * self.qL * self.Q2**2 <= 20 * npp
+        # pairs of pairs sharing a group of the leading factor: the blocks of A21 A11^-1 A12
+        self.pp, self.pp_scatter = {}, {}
+        for a, ra in enumerate(self.rest if not self.dense_B else []):
+            for b, rb in enumerate(self.rest):
+                reps = rb.count[ra.j]                       # partners of every pair of ra
+                pa = np.repeat(np.arange(len(ra.j)), reps)
+                within = np.arange(len(pa)) - np.repeat(np.cumsum(reps) - reps, reps)
+                pb = rb.order[rb.start[ra.j[pa]] + within]
+                self.pp[a, b] = (pa, pb)
+                pos = ra.rows_p[pa][:, :, None] * self.Q2 + rb.rows_p[pb][:, None, :]
+                self.pp_scatter[a, b] = _Scatter(pos, self.Q2 * self.Q2)
+        # the Lambda of the rest terms, on a fixed pattern
+        lr, lc, li = [], [], []
+        for r in self.rest:
+            tr, tc = np.tril_indices(r.q)
+            base = r.off + np.arange(r.m)[:, None] * r.q
+            lr.append((base + tr).ravel())
+            lc.append((base + tc).ravel())
+            sl = self.slices[r.k]
+            li.append(np.tile(np.arange(sl.start, sl.stop), r.m))
+        self._lam2_pattern = ((np.concatenate(lr), np.concatenate(lc), np.concatenate(li))
+                              if self.rest else None)
+        self._lam2_diagonal = all(r.q == 1 for r in self.rest)
+
+    # -- cross-products ------------------------------------------------------------------
+    def cross(self, w, X, r):
+        """Cross-products with row weights ``w`` of the designs, ``X`` and ``r``."""
+        w = np.asarray(w, float)
+        c0, m0 = self.codes0, self.m0
+        wZL = self.ZL * w[:, None]
+        wX = X * w[:, None]
+        out = dict(CL=_group_cross(c0, m0, wZL, self.ZL), XL=_group_cross(c0, m0, wZL, X),
+                   rL=_group_cross(c0, m0, wZL, r[:, None])[:, :, 0],
+                   C=[_group_cross(rr.pair, len(rr.j), wZL, rr.term.Z) for rr in self.rest],
+                   XtX=X.T @ wX, Xtr=wX.T @ r, rtr=float(r @ (w * r)))
+        if self.rest:
+            indices, indptr, nnz, combos = self._c22
+            data = np.zeros(nnz)
+            for ra, ca, rb, cb, target in combos:
+                data += np.bincount(target, w * ra.term.Z[:, ca] * rb.term.Z[:, cb],
+                                    minlength=nnz)
+            X2 = np.empty((self.Q2, X.shape[1]))
+            r2 = np.empty(self.Q2)
+            for rr in self.rest:
+                for c in range(rr.q):
+                    wz = w * rr.term.Z[:, c]
+                    pos = rr.off + np.arange(rr.m) * rr.q + c
+                    for j in range(X.shape[1]):
+                        X2[pos, j] = np.bincount(rr.term.codes, wz * X[:, j], minlength=rr.m)
+                    r2[pos] = np.bincount(rr.term.codes, wz * r, minlength=rr.m)
+            out.update(C22=sp.csr_matrix((data, indices, indptr), shape=(self.Q2, self.Q2)),
+                       X2=X2, r2=r2)
+        else:
+            out.update(C22=sp.csr_matrix((0, 0)), X2=np.zeros((0, X.shape[1])), r2=np.zeros(0))
+        return Cross(**out)
+
+    # -- Lambda ----------------------------------------------------------------------------
+    def T(self, theta, k):
+        q = self.qs[k]
+        T = np.zeros((q, q))
+        T[np.tril_indices(q)] = np.asarray(theta, float)[self.slices[k]]
+        return T
+
+    def TL(self, theta):
+        TL = np.zeros((self.qL, self.qL))
+        for i, k in enumerate(self.lead):
+            a, b = self.lead_off[i], self.lead_off[i + 1]
+            TL[a:b, a:b] = self.T(theta, k)
+        return TL
+
+    def lam2(self, theta):
+        r, c, i = self._lam2_pattern
+        return sp.csr_matrix((np.asarray(theta, float)[i], (r, c)), shape=(self.Q2, self.Q2))
+
+    def lam_t(self, f, V1, V2):
+        """Lambda' [V1; V2]: TL' V1_j per group and Lambda_2' V2."""
+        out1 = np.einsum("ba,jb...->ja...", f["TL"], V1) if V1.ndim != 3 else f["TL"].T @ V1
+        out2 = np.asarray(f["L2"].T @ V2) if self.rest else V2
+        return out1, out2
+
+    def lam(self, f, V1, V2):
+        """Lambda [V1; V2] (the effects b of the spherical u)."""
+        out1 = np.einsum("ab,jb...->ja...", f["TL"], V1) if V1.ndim != 3 else f["TL"] @ V1
+        out2 = np.asarray(f["L2"] @ V2) if self.rest else V2
+        return out1, out2
+
+    # -- the block elimination ---------------------------------------------------------
+    def factor(self, theta, cross):
+        """Factor Lambda' Z'WZ Lambda + I by blocks (a dict the other methods read)."""
+        TL = self.TL(theta)
+        A11 = TL.T @ cross.CL @ TL
+        A11[:, range(self.qL), range(self.qL)] += 1.0
+        G1, logdet1 = _chol_inv(A11)
+        f = dict(TL=TL, G1=G1, T={}, B={}, V={})
+        S = np.eye(self.Q2)
+        if self.rest:
+            L2 = self.lam2(theta)
+            if self._lam2_diagonal:
+                lam = L2.diagonal()
+                C = cross.C22
+                rows = np.repeat(np.arange(self.Q2), np.diff(C.indptr))
+                S[rows, C.indices] += C.data * lam[rows] * lam[C.indices]
+            else:
+                S += (L2.T @ cross.C22 @ L2).toarray()
+            f["L2"] = L2
+            if self.dense_B:
+                Bd = np.zeros((self.m0, self.qL, self.Q2))
+            for a, r in enumerate(self.rest):
+                T = self.T(theta, r.k)
+                B = TL.T @ cross.C[a] @ T                                # TL' C T
+                f["T"][a], f["B"][a] = T, B
+                if self.dense_B:
+                    Bd[r.j[:, None], :, r.rows_p] = np.swapaxes(B, 1, 2)
+                else:
+                    f["V"][a] = G1[r.j] @ B
+            if self.dense_B:
+                Vd = G1 @ Bd                                          # A11^-1 A12
+                n1 = self.m0 * self.qL
+                S -= Bd.reshape(n1, self.Q2).T @ Vd.reshape(n1, self.Q2)
+                f["Bd"], f["Vd"] = Bd, Vd
+                for a, r in enumerate(self.rest):
+                    f["V"][a] = np.swapaxes(Vd[r.j[:, None], :, r.rows_p], 1, 2)
+            else:
+                flat = S.reshape(-1)
+                for (a, b), (pa, pb) in self.pp.items():
+                    prod = np.swapaxes(f["B"][a][pa], 1, 2) @ f["V"][b][pb]  # (npp, qa, qb)
+                    sc = self.pp_scatter[a, b]
+                    flat[sc.targets] -= sc.sums(prod)
+            cf = cho_factor(S, lower=True)
+            logdet2 = 2.0 * np.sum(np.log(np.diag(cf[0])))
+        else:
+            cf, logdet2 = None, 0.0
+        f["cf"] = cf
+        f["logdet"] = float(logdet1.sum() + logdet2)
+        return f
+
+    def solve(self, f, R1, R2):
+        """A^-1 [R1; R2] for R1 (m0, qL, r) and R2 (Q2, r)."""
+        y1 = f["G1"] @ R1
+        if not self.rest:
+            return y1, R2
+        R2 = R2.copy()
+        for a, r in enumerate(self.rest):
+            part = np.swapaxes(f["B"][a], 1, 2) @ y1[r.j]                # (np, q, k)
+            R2[r.off:r.off + r.m * r.q] -= self.to_levels(r, part)
+        x2 = cho_solve(f["cf"], R2)
+        x1 = y1.copy()
+        for a, r in enumerate(self.rest):
+            x1 -= self.to_groups(r, f["V"][a] @ x2[r.rows_p])
+        return x1, x2
+
+    def to_groups(self, r, values):
+        """Sums over the pairs of every group of the leading factor: (m0, ...)."""
+        out = r.to_groups @ values.reshape(len(r.j), -1)
+        return out.reshape((self.m0,) + values.shape[1:])
+
+    def to_levels(self, r, values):
+        """Sums over the pairs of every level of rest term r, as rows (m q, ...)."""
+        out = r.to_levels @ values.reshape(len(r.l), -1)
+        return out.reshape((r.m * r.q,) + values.shape[2:])
+
+    def inverse_on_pattern(self, f):
+        """The diagonal blocks of A^-1 (leading groups: (m0, qL, qL)), its blocks on the
+        pairs (per rest term: (np, qL, q)) and the inverse Schur complement (Q2, Q2)."""
+        G1 = f["G1"]
+        if not self.rest:
+            return G1, {}, np.zeros((0, 0))
+        inv, info = dpotri(f["cf"][0], lower=1)
+        if info != 0:
+            raise np.linalg.LinAlgError("not positive definite")
+        Sinv = np.tril(inv) + np.tril(inv, -1).T
+        if self.dense_B:
+            n1 = self.m0 * self.qL
+            G12d = -(f["Vd"].reshape(n1, self.Q2) @ Sinv).reshape(self.m0, self.qL, self.Q2)
+            G11 = G1 - np.einsum("jaq,jbq->jab", G12d, f["Vd"], optimize=True)
+            G12 = {a: np.swapaxes(G12d[r.j[:, None], :, r.rows_p], 1, 2)
+                   for a, r in enumerate(self.rest)}
+            return G11, G12, Sinv
+        G12 = {a: np.zeros_like(f["V"][a]) for a in range(len(self.rest))}
+        for (a, b), (pa, pb) in self.pp.items():
+            ra, rb = self.rest[a], self.rest[b]
+            Sblk = Sinv[ra.rows_p[pa][:, :, None], rb.rows_p[pb][:, None, :]]  # (npp, qa, qb)
+            np.subtract.at(G12[b], pb, f["V"][a][pa] @ Sblk)
+        G11 = G1.copy()
+        for a, r in enumerate(self.rest):
+            G11 -= self.to_groups(r, G12[a] @ np.swapaxes(f["V"][a], 1, 2))
+        return G11, G12, Sinv
+
+    def ztz_lam(self, f, cross, V1, V2):
+        """Z'WZ Lambda [V1; V2] for V1 (m0, qL, r), V2 (Q2, r): the same two parts."""
+        LV1, LV2 = self.lam(f, V1, V2)
+        out1 = cross.CL @ LV1
+        if not self.rest:
+            return out1, V2
+        out2 = np.asarray(cross.C22 @ LV2)
+        for a, r in enumerate(self.rest):
+            out1 += self.to_groups(r, cross.C[a] @ LV2[r.rows_p])
+            out2[r.off:r.off + r.m * r.q] += self.to_levels(
+                r, np.swapaxes(cross.C[a], 1, 2) @ LV1[r.j])
+        return out1, out2
+
+    def logdet_gradient(self, f, cross, G):
+        """d log|Lambda' Z'WZ Lambda + I| / d theta at fixed weights:
+        2 sum_j [G Lambda' Z'WZ]_(kj, b), (kj, a) for every entry (a, b) of every T_k."""
+        G11, G12, Sinv = G
+        TL = f["TL"]
+        DL = np.einsum("jab,cb,jcd->jad", G11, TL, cross.CL, optimize=True)
+        Drest = {}
+        if self.rest:
+            K2 = (f["L2"].T @ cross.C22).tocsc()                # Lambda_2' C22
+            M2 = np.asarray((K2.T @ Sinv.T).T)                  # Sinv Lambda_2' C22
+            for a, r in enumerate(self.rest):
+                idx = r.all_rows                                # (m, q)
+                D = M2[idx[:, :, None], idx[:, None, :]]        # (m, q, q)
+                T = f["T"][a]
+                # pairs: G_(j),(l) T' C_(l),(j) into the leading groups, and back
+                DL += self.to_groups(r, G12[a] @ T.T @ np.swapaxes(cross.C[a], 1, 2))
+                D += (r.to_levels @ (np.swapaxes(G12[a], 1, 2) @ TL.T @ cross.C[a]).reshape(
+                    len(r.l), -1)).reshape(D.shape)
+                Drest[a] = D
+        grad = np.zeros(self.slices[-1].stop)
+        gL = 2.0 * DL.sum(axis=0).T
+        for i, k in enumerate(self.lead):
+            a, b = self.lead_off[i], self.lead_off[i + 1]
+            grad[self.slices[k]] = gL[a:b, a:b][np.tril_indices(self.qs[k])]
+        for a, r in enumerate(self.rest):
+            grad[self.slices[r.k]] = (2.0 * Drest[a].sum(axis=0).T)[np.tril_indices(r.q)]
+        return grad
+
+    def outer_gradient(self, A1, A2, B1, B2):
+        """-2 sum_j A_(kj, a) . B_(kj, b) for every entry (a, b) of every T_k (A, B split as
+        by :meth:`split`; a trailing axis is summed): the derivative of a penalised sum of
+        squares by the envelope theorem."""
+        grad = np.zeros(self.slices[-1].stop)
+        A1 = A1.reshape(A1.shape[0], A1.shape[1], -1)
+        B1 = B1.reshape(B1.shape[0], B1.shape[1], -1)
+        gL = -2.0 * np.einsum("jak,jbk->ab", A1, B1)
+        for i, k in enumerate(self.lead):
+            a, b = self.lead_off[i], self.lead_off[i + 1]
+            grad[self.slices[k]] = gL[a:b, a:b][np.tril_indices(self.qs[k])]
+        for r in self.rest:
+            idx = r.all_rows
+            a2 = A2[idx].reshape(r.m, r.q, -1)
+            b2 = B2[idx].reshape(r.m, r.q, -1)
+            g = -2.0 * np.einsum("lak,lbk->ab", a2, b2)
+            grad[self.slices[r.k]] = g[np.tril_indices(r.q)]
+        return grad
+
+    def ztz(self, cross, V1, V2):
+        """Z'WZ [V1; V2] (no Lambda) for V1 (m0, qL, r), V2 (Q2, r)."""
+        out1 = cross.CL @ V1
+        if not self.rest:
+            return out1, V2
+        out2 = np.asarray(cross.C22 @ V2)
+        for a, r in enumerate(self.rest):
+            out1 += self.to_groups(r, cross.C[a] @ V2[r.rows_p])
+            out2[r.off:r.off + r.m * r.q] += self.to_levels(
+                r, np.swapaxes(cross.C[a], 1, 2) @ V1[r.j])
+        return out1, out2
+
+    def z_times(self, V1, V2):
+        """Z [V1; V2] for every row: (n, r) for V1 (m0, qL, r), V2 (Q2, r) (b-space)."""
+        out = np.einsum("iq,iqr->ir", self.ZL, V1[self.codes0])
+        for r in self.rest:
+            out += np.einsum("iq,iqr->ir", r.term.Z, V2[r.rows(r.term.codes)])
+        return out
+
+    def entry_positions(self):
+        """For every entry (a, b) of every T_k, the positions (in the split layout:
+        ``("L", j, qL-index)`` as flat lead indices, rest as Q2 rows) of a and of b for
+        all groups: a list of (k, side, pos_a, pos_b)."""
+        out = []
+        for k in range(len(self.blocks)):
+            q = self.qs[k]
+            rows, cols = np.tril_indices(q)
+            if k in self.lead:
+                lo = self.lead_off[self.lead.index(k)]
+                base = np.arange(self.m0) * self.qL + lo
+                for a, b in zip(rows, cols):
+                    out.append((k, "L", base + a, base + b))
+            else:
+                r = next(r for r in self.rest if r.k == k)
+                base = r.off + np.arange(r.m) * r.q
+                for a, b in zip(rows, cols):
+                    out.append((k, "R", base + a, base + b))
+        return out
+
+    def leverages(self, f, G):
+        """h_i = z_i' Lambda A^-1 Lambda' z_i for every row (A^-1 on the pattern ``G``)."""
+        G11, G12, Sinv = G
+        vL = self.ZL @ f["TL"]                                   # (n, qL) = (TL' z)'
+        h = np.einsum("ra,rab,rb->r", vL, G11[self.codes0], vL)
+        vs = []
+        for a, r in enumerate(self.rest):
+            v = r.term.Z @ f["T"][a]                             # (n, q)
+            h += 2.0 * np.einsum("ra,rab,rb->r", vL, G12[a][r.pair], v)
+            vs.append((r, v))
+        for r1, v1 in vs:
+            i1 = r1.rows(r1.term.codes)
+            for r2, v2 in vs:
+                i2 = r2.rows(r2.term.codes)
+                blk = Sinv[i1[:, :, None], i2[:, None, :]]
+                h += np.einsum("ra,rab,rb->r", v1, blk, v2)
+        return h
+
+    def split(self, v):
+        """A Q-vector (or Q x r) as (m0, qL, ...) and (Q2, ...)."""
+        n1 = self.m0 * self.qL
+        return v[:n1].reshape((self.m0, self.qL) + v.shape[1:]), v[n1:]
+
+    def pls(self, theta, cross, p):
+        """The penalised least-squares solution for fixed effects and spherical effects
+        together, at theta (lme4's ``solve()``): a dict with f, logdet, M, RX, beta, u,
+        pwrss and WX (A^-1 Lambda' Z'WX)."""
+        f = self.factor(theta, cross)
+        F1 = np.concatenate([np.einsum("ba,jbc->jac", f["TL"], cross.XL),
+                             np.einsum("ba,jb->ja", f["TL"], cross.rL)[:, :, None]], axis=2)
+        F2 = (np.asarray(f["L2"].T @ np.column_stack([cross.X2, cross.r2]))
+              if self.rest else np.zeros((0, p + 1)))
+        W1, W2 = self.solve(f, F1, F2)
+        FX = np.concatenate([F1[:, :, :p].reshape(-1, p), F2[:, :p]])
+        Fy = np.concatenate([F1[:, :, p].ravel(), F2[:, p]])
+        WX = np.concatenate([W1[:, :, :p].reshape(-1, p), W2[:, :p]])
+        Wy = np.concatenate([W1[:, :, p].ravel(), W2[:, p]])
+        M = cross.XtX - FX.T @ WX
+        RX = np.linalg.cholesky(M)
+        rhs = cross.Xtr - FX.T @ Wy
+        beta = np.linalg.solve(RX.T, np.linalg.solve(RX, rhs))
+        d = Fy - FX @ beta
+        u = Wy - WX @ beta
+        r0 = cross.rtr - 2.0 * beta @ cross.Xtr + beta @ cross.XtX @ beta
+        pwrss = float(r0 - d @ u)
+        return dict(f=f, logdet=f["logdet"], M=M, RX=RX, beta=beta, u=u, pwrss=pwrss, WX=WX)
+
+    def modes(self, f, u):
+        """b = Lambda u per term (groups x q), in the terms' order (u: a Q-vector)."""
+        u1, u2 = self.split(u)
+        out = [None] * len(self.blocks)
+        bL = u1 @ f["TL"].T
+        for i, k in enumerate(self.lead):
+            out[k] = bL[:, self.lead_off[i]:self.lead_off[i + 1]]
+        for a, r in enumerate(self.rest):
+            out[r.k] = u2[r.all_rows] @ f["T"][a].T
+        return out
+
+    def conditional_covariances(self, theta, f, scale):
+        """Per term, scale * T_k [A^-1]_jj T_k' for every level j: (m, q, q) arrays."""
+        G11, _, Sinv = self.inverse_on_pattern(f)
+        out = [None] * len(self.blocks)
+        for i, k in enumerate(self.lead):
+            a, b = self.lead_off[i], self.lead_off[i + 1]
+            T = self.T(theta, k)
+            out[k] = scale * np.einsum("ab,mbc,dc->mad", T, G11[:, a:b, a:b], T)
+        for a, r in enumerate(self.rest):
+            idx = r.all_rows
+            D = Sinv[idx[:, :, None], idx[:, None, :]]
+            T = f["T"][a]
+            out[r.k] = scale * np.einsum("ab,mbc,dc->mad", T, D, T)
+        return out
+
+    def lam_parts(self, theta):
+        """The T's of theta as :meth:`modes` and :meth:`linear_predictor` read them."""
+        return dict(TL=self.TL(theta), T={a: self.T(theta, r.k) for a, r in enumerate(self.rest)})
+
+    def linear_predictor(self, f, u):
+        """Z Lambda u for every row (``f``: a factorisation or :meth:`lam_parts`)."""
+        b = self.modes(f, u)
+        out = np.zeros(self.n)
+        for blk, bk in zip(self.blocks, b):
+            if blk.q == 1:
+                out += blk.Z[:, 0] * bk[blk.codes, 0]
+            else:
+                out += np.einsum("ik,ik->i", blk.Z, bk[blk.codes])
+        return out
+
 
 class SparseDeviance(DevianceModel):
-    """Cross-products and the deviance for several random terms.
+    """lme4's profiled deviance for several random terms, by block elimination.
 
     ``terms`` are the model frame's :class:`~mlmhelpers._frame.GroupingTerm`
     in lme4's order (anything with ``factor``, ``codes``, ``Z``, ``m`` and
@@ -139,92 +629,99 @@ class SparseDeviance(DevianceModel):
         self.blocks = list(terms)
         self.qs = [t.q for t in self.blocks]
         self.XtX, self.Xty, self.yty = X.T @ X, X.T @ y, float(y @ y)
-        first = self.blocks[0]
-        self.lead = [k for k, t in enumerate(self.blocks)
-                     if t.factor == first.factor and np.array_equal(t.codes, first.codes)]
-        self.lead_off = np.cumsum([0] + [self.qs[k] for k in self.lead])
-        self.qL = int(self.lead_off[-1])
-        self.m0 = first.m
-        self.codes0 = first.codes
-        rest_k = [k for k in range(len(self.blocks)) if k not in self.lead]
-        self.rest, off = [], 0
-        for k in rest_k:
-            self.rest.append(_Rest(k, self.blocks[k], off))
-            off += self.blocks[k].m * self.blocks[k].q
-        self.Q2 = off
-        self.Q = self.m0 * self.qL + self.Q2
-        self.schur = self.Q2 <= SCHUR_MAX
-        ZL = np.column_stack([self.blocks[k].Z for k in self.lead])
-        self._ZL = ZL
+        self.system = BlockSystem(self.blocks)
+        self.schur = self.system.schur
         if self.schur:
-            self._setup_schur(y, X, ZL)
+            self.cross = self.system.cross(np.ones(self.n), X, y)
         else:
             self._setup_lu(y, X)
 
-    # -- set-up -------------------------------------------------------------------------
-    def _setup_schur(self, y, X, ZL):
-        c0, m0 = self.codes0, self.m0
-        self.CL = _group_cross(c0, m0, ZL, ZL)
-        self.XL = _group_cross(c0, m0, ZL, X)
-        self.yL = _group_cross(c0, m0, ZL, y[:, None])[:, :, 0]
-        rows, cols, vals = [], [], []
-        for r in self.rest:
-            for a in range(r.q):
-                rows.append(np.arange(self.n))
-                cols.append(r.off + r.term.codes * r.q + a)
-                vals.append(r.term.Z[:, a])
-        if self.rest:
-            Z2 = sp.csc_matrix((np.concatenate(vals),
-                                (np.concatenate(rows), np.concatenate(cols))),
-                               shape=(self.n, self.Q2))
-            self.C22 = (Z2.T @ Z2).tocsr()
-            self.X2 = np.asarray(Z2.T @ X)
-            self.y2 = np.asarray(Z2.T @ y).ravel()
-        else:
-            self.C22 = sp.csr_matrix((0, 0))
-            self.X2, self.y2 = np.zeros((0, self.p)), np.zeros(0)
-        # pairs (group j of the leading factor, level l of a rest term) that share rows
-        for r in self.rest:
-            key = c0.astype(np.int64) * r.m + r.term.codes
-            uniq, inv = np.unique(key, return_inverse=True)
-            r.j, r.l = (uniq // r.m).astype(np.intp), (uniq % r.m).astype(np.intp)
-            r.C = _group_cross(inv.ravel(), len(uniq), ZL, r.term.Z)   # (np, qL, q)
-            r.rows_p = r.rows(r.l)                                        # (np, q)
-            order = np.argsort(r.j, kind="stable")
-            r.order = order
-            r.count = np.bincount(r.j, minlength=self.m0)
-            r.start = np.concatenate([[0], np.cumsum(r.count)[:-1]])
-        # pairs of pairs sharing a group of the leading factor: the blocks of A21 A11^-1 A12
-        self.pp = {}
-        for a, ra in enumerate(self.rest):
-            for b, rb in enumerate(self.rest):
-                reps = rb.count[ra.j]                       # partners of every pair of ra
-                pa = np.repeat(np.arange(len(ra.j)), reps)
-                within = np.arange(len(pa)) - np.repeat(np.cumsum(reps) - reps, reps)
-                pb = rb.order[rb.start[ra.j[pa]] + within]
-                self.pp[a, b] = (pa, pb)
-        self.pp_scatter = {}
-        for (a, b), (pa, pb) in self.pp.items():
-            ra, rb = self.rest[a], self.rest[b]
-            pos = ra.rows_p[pa][:, :, None] * self.Q2 + rb.rows_p[pb][:, None, :]
-            self.pp_scatter[a, b] = _Scatter(pos, self.Q2 * self.Q2)
-        for r in self.rest:   # pairs -> groups of the leading factor, pairs -> rest effects
-            r.to_groups = sp.csr_matrix((np.ones(len(r.j)), (r.j, np.arange(len(r.j)))),
-                                        shape=(self.m0, len(r.j)))
-            r.to_levels = sp.csr_matrix((np.ones(len(r.l)), (r.l, np.arange(len(r.l)))),
-                                        shape=(r.m, len(r.l)))
-        # the Lambda of the rest terms, on a fixed pattern
-        lr, lc, li = [], [], []
-        for r in self.rest:
-            tr, tc = np.tril_indices(r.q)
-            base = r.off + np.arange(r.m)[:, None] * r.q
-            lr.append((base + tr).ravel())
-            lc.append((base + tc).ravel())
-            sl = self.term_slices[r.k]
-            li.append(np.tile(np.arange(sl.start, sl.stop), r.m))
-        self._lam2_pattern = ((np.concatenate(lr), np.concatenate(lc), np.concatenate(li))
-                              if self.rest else None)
+    # -- theta ---------------------------------------------------------------------
+    def scales(self):
+        out = []
+        for blk in self.blocks:
+            rms = np.sqrt(np.maximum(np.mean(blk.Z**2, axis=0), 1e-300))
+            out.append(1.0 / rms[np.tril_indices(blk.q)[1]])
+        return np.concatenate(out)
 
+    # -- the deviance -------------------------------------------------------------------
+    def _solve(self, theta):
+        if not self.schur:
+            return self._solve_lu(theta)
+        return self.system.pls(theta, self.cross, self.p)
+
+    def deviance_and_gradient(self, theta):
+        """The profiled deviance and its analytic gradient over theta."""
+        theta = np.asarray(theta, float)
+        if not self.schur:
+            return super().deviance_and_gradient(theta)
+        try:
+            with np.errstate(all="ignore"):
+                s = self._solve(theta)
+                dev = self._dev(s)
+                if not np.isfinite(dev) or s["pwrss"] <= 0:
+                    return np.inf, np.zeros(len(theta))
+                grad = self._gradient(theta, s)
+        except self._failures:
+            return np.inf, np.zeros(len(theta))
+        return float(dev), grad
+
+    def _gradient(self, theta, s):
+        sysm, cross, f = self.system, self.cross, s["f"]
+        G = sysm.inverse_on_pattern(f)
+        grad = sysm.logdet_gradient(f, cross, G)
+        # Z'r and u, per block
+        u1, u2 = sysm.split(s["u"])
+        beta = s["beta"]
+        zz1, zz2 = sysm.ztz_lam(f, cross, u1[:, :, None], u2[:, None])
+        ztr1 = cross.rL - cross.XL @ beta - zz1[:, :, 0]
+        ztr2 = cross.r2 - cross.X2 @ beta - zz2[:, 0] if sysm.rest else np.zeros(0)
+        dof = (self.n - self.p) if self.reml else self.n
+        grad += (dof / s["pwrss"]) * sysm.outer_gradient(ztr1, ztr2, u1, u2)
+        if self.reml:
+            H1, H2 = sysm.split(s["WX"])
+            yy1, yy2 = sysm.ztz_lam(f, cross, H1, H2)
+            Minv = np.linalg.inv(s["M"])
+            Y1 = (cross.XL - yy1) @ Minv                         # (m0, qL, p)
+            Y2 = (cross.X2 - yy2) @ Minv if sysm.rest else np.zeros((0, self.p))
+            grad += sysm.outer_gradient(Y1, Y2, H1, H2)
+        return grad
+
+    # -- what lme4 reports ------------------------------------------------------------
+    def estimates(self, theta):
+        """beta, sigma^2, vcov(beta), and per term the covariance and the modes (m, q).
+
+        The conditional variances of the modes are computed on first use of
+        ``condvar()`` (they need the diagonal blocks of A^-1).
+        """
+        theta = np.asarray(theta, float)
+        s = self._solve(theta)
+        dof = self.n - self.p if self.reml else self.n
+        sigma2 = s["pwrss"] / dof
+        RXinv = np.linalg.inv(s["RX"])
+        if self.schur:
+            b = self.system.modes(s["f"], s["u"])
+        else:
+            b_all = np.asarray(self.lam(theta) @ s["u"]).ravel()
+            b = [b_all[self.offsets[k]:self.offsets[k] + blk.m * blk.q].reshape(blk.m, blk.q)
+                 for k, blk in enumerate(self.blocks)]
+        covs = []
+        for k in range(len(self.blocks)):
+            T = self.block_T(theta, k)
+            covs.append(sigma2 * (T @ T.T))
+        return Estimates(beta=s["beta"], sigma2=float(sigma2), vcov=sigma2 * (RXinv.T @ RXinv),
+                         dev=float(self._dev(s)), theta=theta, covs=covs, b=b,
+                         condvar=lambda: self.conditional_variances(theta, sigma2))
+
+    def conditional_variances(self, theta, sigma2):
+        """Per term, sigma^2 T_k [A^-1]_jj T_k' for every level j: (m, q, q) arrays."""
+        theta = np.asarray(theta, float)
+        if not self.schur:
+            return self._conditional_variances_lu(theta, sigma2)
+        f = self.system.factor(theta, self.cross)
+        return self.system.conditional_covariances(theta, f, sigma2)
+
+    # -- two large crossed factors: a sparse LU of the whole of A -------------------------
     def _setup_lu(self, y, X):
         rows, cols, vals = [], [], []
         lrow, lcol, lidx = [], [], []
@@ -244,6 +741,7 @@ class SparseDeviance(DevianceModel):
             lidx.append(np.tile(np.arange(sl.start, sl.stop), m))
             self.offsets.append(off)
             off += m * q
+        self.Q = off
         Z = sp.csc_matrix((np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
                           shape=(self.n, off))
         self.ZtZ = (Z.T @ Z).tocsc()
@@ -252,271 +750,6 @@ class SparseDeviance(DevianceModel):
         self._lam = (np.concatenate(lrow), np.concatenate(lcol), np.concatenate(lidx))
         self._Apattern = None
 
-    # -- theta ---------------------------------------------------------------------
-    def scales(self):
-        out = []
-        for blk in self.blocks:
-            rms = np.sqrt(np.maximum(np.mean(blk.Z**2, axis=0), 1e-300))
-            out.append(1.0 / rms[np.tril_indices(blk.q)[1]])
-        return np.concatenate(out)
-
-    def _TL(self, theta):
-        TL = np.zeros((self.qL, self.qL))
-        for i, k in enumerate(self.lead):
-            a, b = self.lead_off[i], self.lead_off[i + 1]
-            TL[a:b, a:b] = self.block_T(theta, k)
-        return TL
-
-    def _lam2(self, theta):
-        r, c, i = self._lam2_pattern
-        return sp.csr_matrix((np.asarray(theta, float)[i], (r, c)), shape=(self.Q2, self.Q2))
-
-    # -- the block elimination ---------------------------------------------------------
-    def _factor(self, theta):
-        TL = self._TL(theta)
-        A11 = np.einsum("ba,jbc,cd->jad", TL, self.CL, TL, optimize=True)
-        A11[:, range(self.qL), range(self.qL)] += 1.0
-        G1, logdet1 = _chol_inv(A11)
-        f = dict(TL=TL, G1=G1, T={}, B={}, V={})
-        S = np.eye(self.Q2)
-        if self.rest:
-            L2 = self._lam2(theta)
-            S += (L2.T @ self.C22 @ L2).toarray()
-            f["L2"] = L2
-            for a, r in enumerate(self.rest):
-                T = self.block_T(theta, r.k)
-                B = np.einsum("ba,pbc,cd->pad", TL, r.C, T, optimize=True)  # TL' C T
-                f["T"][a], f["B"][a] = T, B
-                f["V"][a] = G1[r.j] @ B
-            flat = S.reshape(-1)
-            for (a, b), (pa, pb) in self.pp.items():
-                prod = np.swapaxes(f["B"][a][pa], 1, 2) @ f["V"][b][pb]   # (npp, qa, qb)
-                sc = self.pp_scatter[a, b]
-                flat[sc.targets] -= sc.sums(prod)
-            cf = cho_factor(S, lower=True)
-            logdet2 = 2.0 * np.sum(np.log(np.diag(cf[0])))
-        else:
-            cf, logdet2 = None, 0.0
-        f["cf"] = cf
-        f["logdet"] = float(logdet1.sum() + logdet2)
-        return f
-
-    def _solve_blocks(self, f, R1, R2):
-        """A^-1 [R1; R2] for R1 (m0, qL, r) and R2 (Q2, r)."""
-        y1 = f["G1"] @ R1
-        if not self.rest:
-            return y1, R2
-        R2 = R2.copy()
-        for a, r in enumerate(self.rest):
-            part = np.swapaxes(f["B"][a], 1, 2) @ y1[r.j]                # (np, q, k)
-            R2[r.off:r.off + r.m * r.q] -= self._to_levels(r, part)
-        x2 = cho_solve(f["cf"], R2)
-        x1 = y1.copy()
-        for a, r in enumerate(self.rest):
-            x1 -= self._to_groups(r, f["V"][a] @ x2[r.rows_p])
-        return x1, x2
-
-    def _to_groups(self, r, values):
-        """Sums over the pairs of every group of the leading factor: (m0, ...)."""
-        out = r.to_groups @ values.reshape(len(r.j), -1)
-        return out.reshape((self.m0,) + values.shape[1:])
-
-    def _to_levels(self, r, values):
-        """Sums over the pairs of every level of rest term r, as rows (m q, ...)."""
-        out = r.to_levels @ values.reshape(len(r.l), -1)
-        return out.reshape((r.m * r.q,) + values.shape[2:])
-
-    def _lam_t_rest(self, f, M):
-        """Lambda_2' M for the rest terms' rows of M."""
-        return np.asarray(f["L2"].T @ M) if self.rest else M
-
-    def _solve(self, theta):
-        if not self.schur:
-            return self._solve_lu(theta)
-        f = self._factor(theta)
-        TL = f["TL"]
-        F1 = np.concatenate([np.einsum("ba,jbc->jac", TL, self.XL),
-                             np.einsum("ba,jb->ja", TL, self.yL)[:, :, None]], axis=2)
-        F2 = self._lam_t_rest(f, np.column_stack([self.X2, self.y2]))
-        W1, W2 = self._solve_blocks(f, F1, F2)
-        p = self.p
-        FX = np.concatenate([F1[:, :, :p].reshape(-1, p), F2[:, :p]])
-        Fy = np.concatenate([F1[:, :, p].ravel(), F2[:, p]])
-        WX = np.concatenate([W1[:, :, :p].reshape(-1, p), W2[:, :p]])
-        Wy = np.concatenate([W1[:, :, p].ravel(), W2[:, p]])
-        M = self.XtX - FX.T @ WX
-        RX = np.linalg.cholesky(M)
-        rhs = self.Xty - FX.T @ Wy
-        beta = np.linalg.solve(RX.T, np.linalg.solve(RX, rhs))
-        d = Fy - FX @ beta
-        u = Wy - WX @ beta
-        r0 = self.yty - 2.0 * beta @ self.Xty + beta @ self.XtX @ beta
-        pwrss = float(r0 - d @ u)
-        return dict(f=f, logdet=f["logdet"], M=M, RX=RX, beta=beta, u=u, pwrss=pwrss, WX=WX)
-
-    # -- A^-1 on the pattern of A --------------------------------------------------------
-    def _inverse_on_pattern(self, f):
-        """The diagonal blocks of A^-1 (leading groups: (m0, qL, qL)), its blocks on the
-        pairs (per rest term: (np, qL, q)) and the inverse Schur complement (Q2, Q2)."""
-        G1 = f["G1"]
-        if not self.rest:
-            return G1, {}, np.zeros((0, 0))
-        inv, info = dpotri(f["cf"][0], lower=1)
-        if info != 0:
-            raise np.linalg.LinAlgError("not positive definite")
-        Sinv = np.tril(inv) + np.tril(inv, -1).T
-        G12 = {a: np.zeros_like(f["V"][a]) for a in range(len(self.rest))}
-        for (a, b), (pa, pb) in self.pp.items():
-            ra, rb = self.rest[a], self.rest[b]
-            Sblk = Sinv[ra.rows_p[pa][:, :, None], rb.rows_p[pb][:, None, :]]  # (npp, qa, qb)
-            np.subtract.at(G12[b], pb, f["V"][a][pa] @ Sblk)
-        G11 = G1.copy()
-        for a, r in enumerate(self.rest):
-            G11 -= self._to_groups(r, G12[a] @ np.swapaxes(f["V"][a], 1, 2))
-        return G11, G12, Sinv
-
-    def _ztz_lam(self, f, V1, V2):
-        """Z'Z Lambda [V1; V2] for V1 (m0, qL, r), V2 (Q2, r): the same two parts."""
-        TL = f["TL"]
-        LV1 = TL @ V1
-        out1 = self.CL @ LV1
-        if not self.rest:
-            return out1, V2
-        LV2 = np.asarray(f["L2"] @ V2)
-        out2 = np.asarray(self.C22 @ LV2)
-        for a, r in enumerate(self.rest):
-            out1 += self._to_groups(r, r.C @ LV2[r.rows_p])
-            out2[r.off:r.off + r.m * r.q] += self._to_levels(
-                r, np.swapaxes(r.C, 1, 2) @ LV1[r.j])
-        return out1, out2
-
-    def deviance_and_gradient(self, theta):
-        """The profiled deviance and its analytic gradient over theta."""
-        theta = np.asarray(theta, float)
-        if not self.schur:
-            return super().deviance_and_gradient(theta)
-        try:
-            with np.errstate(all="ignore"):
-                s = self._solve(theta)
-                dev = self._dev(s)
-                if not np.isfinite(dev) or s["pwrss"] <= 0:
-                    return np.inf, np.zeros(len(theta))
-                grad = self._gradient(theta, s)
-        except self._failures:
-            return np.inf, np.zeros(len(theta))
-        return float(dev), grad
-
-    def _split(self, v):
-        """A Q-vector (or Q x r) as (m0, qL, ...) and (Q2, ...)."""
-        n1 = self.m0 * self.qL
-        return v[:n1].reshape((self.m0, self.qL) + v.shape[1:]), v[n1:]
-
-    def _gradient(self, theta, s):
-        f = s["f"]
-        TL = f["TL"]
-        G11, G12, Sinv = self._inverse_on_pattern(f)
-        # d log|A|: D blocks of G Lambda' Z'Z on the diagonal
-        DL = np.einsum("jab,cb,jcd->jad", G11, TL, self.CL, optimize=True)
-        Drest = {}
-        if self.rest:
-            K2 = (f["L2"].T @ self.C22).tocsc()                 # Lambda_2' C22
-            M2 = np.asarray((K2.T @ Sinv.T).T)                  # Sinv Lambda_2' C22
-            for a, r in enumerate(self.rest):
-                idx = r.rows(np.arange(r.m))                    # (m, q)
-                D = M2[idx[:, :, None], idx[:, None, :]]        # (m, q, q)
-                T = f["T"][a]
-                # pairs: G_(j),(l) T' C_(l),(j) into the leading groups, and back
-                DL += self._to_groups(r, G12[a] @ T.T @ np.swapaxes(r.C, 1, 2))
-                D += (r.to_levels @ (np.swapaxes(G12[a], 1, 2) @ TL.T @ r.C).reshape(
-                    len(r.l), -1)).reshape(D.shape)
-                Drest[a] = D
-        # Z'r and u, per block
-        u1, u2 = self._split(s["u"])
-        beta = s["beta"]
-        zz1, zz2 = self._ztz_lam(f, u1[:, :, None], u2[:, None])
-        ztr1 = self.yL - self.XL @ beta - zz1[:, :, 0]
-        ztr2 = self.y2 - self.X2 @ beta - zz2[:, 0] if self.rest else np.zeros(0)
-        if self.reml:
-            H1, H2 = self._split(s["WX"])
-            yy1, yy2 = self._ztz_lam(f, H1, H2)
-            Minv = np.linalg.inv(s["M"])
-            Y1 = (self.XL - yy1) @ Minv                          # (m0, qL, p)
-            Y2 = (self.X2 - yy2) @ Minv if self.rest else np.zeros((0, self.p))
-        dof = (self.n - self.p) if self.reml else self.n
-        c = dof / s["pwrss"]
-        grad = np.zeros(len(theta))
-        # leading block (every lead term is a diagonal block of TL)
-        gL = 2.0 * DL.sum(axis=0).T - 2.0 * c * np.einsum("ja,jb->ab", ztr1, u1)
-        if self.reml:
-            gL -= 2.0 * np.einsum("jap,jbp->ab", Y1, H1)
-        for i, k in enumerate(self.lead):
-            a, b = self.lead_off[i], self.lead_off[i + 1]
-            grad[self.term_slices[k]] = gL[a:b, a:b][np.tril_indices(self.qs[k])]
-        for a, r in enumerate(self.rest):
-            idx = r.rows(np.arange(r.m))
-            ur, zr = u2[idx], ztr2[idx]                          # (m, q)
-            g = 2.0 * Drest[a].sum(axis=0).T - 2.0 * c * np.einsum("la,lb->ab", zr, ur)
-            if self.reml:
-                g -= 2.0 * np.einsum("lap,lbp->ab", Y2[idx], H2[idx])
-            grad[self.term_slices[r.k]] = g[np.tril_indices(r.q)]
-        return grad
-
-    # -- what lme4 reports ------------------------------------------------------------
-    def estimates(self, theta):
-        """beta, sigma^2, vcov(beta), and per term the covariance and the modes (m, q).
-
-        The conditional variances of the modes are computed on first use of
-        ``condvar()`` (they need the diagonal blocks of A^-1).
-        """
-        theta = np.asarray(theta, float)
-        s = self._solve(theta)
-        dof = self.n - self.p if self.reml else self.n
-        sigma2 = s["pwrss"] / dof
-        RXinv = np.linalg.inv(s["RX"])
-        b = self._modes(theta, s)
-        covs = []
-        for k in range(len(self.blocks)):
-            T = self.block_T(theta, k)
-            covs.append(sigma2 * (T @ T.T))
-        return Estimates(beta=s["beta"], sigma2=float(sigma2), vcov=sigma2 * (RXinv.T @ RXinv),
-                         dev=float(self._dev(s)), theta=theta, covs=covs, b=b,
-                         condvar=lambda: self.conditional_variances(theta, sigma2))
-
-    def _modes(self, theta, s):
-        """b = Lambda u, per term (m, q)."""
-        if not self.schur:
-            b_all = np.asarray(self.lam(theta) @ s["u"]).ravel()
-            return [b_all[self.offsets[k]:self.offsets[k] + blk.m * blk.q].reshape(blk.m, blk.q)
-                    for k, blk in enumerate(self.blocks)]
-        u1, u2 = self._split(s["u"])
-        out = [None] * len(self.blocks)
-        bL = u1 @ s["f"]["TL"].T
-        for i, k in enumerate(self.lead):
-            out[k] = bL[:, self.lead_off[i]:self.lead_off[i + 1]]
-        for a, r in enumerate(self.rest):
-            out[r.k] = u2[r.rows(np.arange(r.m))] @ s["f"]["T"][a].T
-        return out
-
-    def conditional_variances(self, theta, sigma2):
-        """Per term, sigma^2 T_k [A^-1]_jj T_k' for every level j: (m, q, q) arrays."""
-        theta = np.asarray(theta, float)
-        if not self.schur:
-            return self._conditional_variances_lu(theta, sigma2)
-        f = self._factor(theta)
-        G11, _, Sinv = self._inverse_on_pattern(f)
-        out = [None] * len(self.blocks)
-        for i, k in enumerate(self.lead):
-            a, b = self.lead_off[i], self.lead_off[i + 1]
-            T = self.block_T(theta, k)
-            out[k] = sigma2 * np.einsum("ab,mbc,dc->mad", T, G11[:, a:b, a:b], T)
-        for a, r in enumerate(self.rest):
-            idx = r.rows(np.arange(r.m))
-            D = Sinv[idx[:, :, None], idx[:, None, :]]
-            T = f["T"][a]
-            out[r.k] = sigma2 * np.einsum("ab,mbc,dc->mad", T, D, T)
-        return out
-
-    # -- two large crossed factors: a sparse LU of the whole of A -------------------------
     def lam(self, theta):
         r, c, i = self._lam
         return sp.csc_matrix((np.asarray(theta, float)[i], (r, c)), shape=(self.Q, self.Q))

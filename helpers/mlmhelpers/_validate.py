@@ -27,7 +27,7 @@ FORMULA_FUNCTIONS = {
     "C", "I", "Q", "np", "numpy", "log", "exp", "sqrt", "center", "standardize",
     "scale", "bs", "cr", "cc", "te", "Treatment", "Sum", "Diff", "Poly",
     "Helmert", "levels", "Intercept", "abs", "pow", "len", "str", "int", "float",
-    "True", "False", "None",
+    "True", "False", "None", "cbind", "offset",
 }
 
 

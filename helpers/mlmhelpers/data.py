@@ -44,6 +44,13 @@ _SCHEMA: dict[str, dict[str, object]] = {
         "ids": ["primary", "second"],
         "categories": {"sex": ["M", "F"]},
     },
+    "mmmec": {
+        "ids": ["region", "county"],
+        "categories": {
+            "nation": ["Belgium", "W.Germany", "Denmark", "France", "UK", "Italy", "Ireland",
+                       "Luxembourg", "Netherlands"],
+        },
+    },
     "guimmun": {
         "ids": ["kid", "mom", "comm"],
         "categories": {
@@ -66,7 +73,7 @@ def dataset_names() -> list[str]:
     Examples
     --------
     >>> dataset_names()
-    ['chem97', 'contraception', 'guimmun', 'scotssec', 'tutorial']
+    ['chem97', 'contraception', 'guimmun', 'mmmec', 'scotssec', 'tutorial']
     """
     return sorted(_SCHEMA)
 

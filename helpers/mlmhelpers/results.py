@@ -492,7 +492,7 @@ class MixedResults:
 
 # the attribute of a RandomTermFit each convenience stands for
 _TERM_ATTRIBUTE = {"cov_re": "cov", "re_names": "names", "groups": "factor",
-                   "condvar": "condvar", "ngroups": "ngroups"}
+                   "condvar": "condvar", "ngroups": "ngroups", "var_re": "cov"}
 
 
 class LinearMixedResults(MixedResults):
