@@ -32,8 +32,6 @@ leaves out the 1,000,000-row model), or ``make bench``.
 
 from __future__ import annotations
 
-import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -42,6 +40,9 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _rscript import run_rscript  # noqa: E402
 
 from mlmhelpers import fit_mixedlm, load_dataset
 
@@ -60,27 +61,8 @@ MODELS = {
 SIZES = {"sim_400k": (400_000, 20_000), "sim_1m": (1_000_000, 100_000)}
 HSB82 = Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "sweep" / "data" / "hsb82.csv.gz"
 
-R_SCRIPT = r"""
-suppressPackageStartupMessages(library(lme4))
-args <- commandArgs(trailingOnly = TRUE)
-lines <- readLines(args[1])
-reps <- as.integer(args[2])
-out <- character(0)
-for (line in lines) {
-  f <- strsplit(line, "\t")[[1]]
-  key <- f[1]; csv <- f[2]; form <- as.formula(f[3])
-  d <- read.csv(csv)
-  best <- Inf
-  for (i in seq_len(reps)) {
-    t0 <- proc.time()[["elapsed"]]
-    m <- lmer(form, data = d, REML = FALSE)
-    best <- min(best, proc.time()[["elapsed"]] - t0)
-  }
-  out <- c(out, sprintf("%s\t%.6f\t%.6f\t%s", key, best, as.numeric(logLik(m)),
-                        paste(as.character(packageVersion("lme4")))))
-}
-writeLines(out)
-"""
+# how R fits one model (benchmarks/_rscript.py times it)
+R_FIT = """lmer(form, data = d, REML = FALSE)"""
 
 
 def simulate(n, m, seed=20260101):
@@ -111,25 +93,8 @@ def _best_time(func, repeat):
 
 def run_lmer(jobs, folder, repeat):
     """{key: (seconds, logLik)} from one Rscript process, or None without R + lme4."""
-    rscript = shutil.which("Rscript")
-    if rscript is None:
-        return None, "Rscript not found"
-    check = subprocess.run([rscript, "-e", "library(lme4)"], capture_output=True, text=True)
-    if check.returncode != 0:
-        return None, "R's lme4 is not installed"
-    script = folder / "bench.R"
-    script.write_text(R_SCRIPT)
-    spec = folder / "models.tsv"
-    spec.write_text("".join(f"{k}\t{csv}\t{form}\n" for k, csv, form in jobs))
-    proc = subprocess.run([rscript, str(script), str(spec), str(repeat)],
-                          capture_output=True, text=True)
-    if proc.returncode != 0:
-        return None, "lmer failed: " + proc.stderr.strip()[-300:]
-    out, version = {}, ""
-    for line in proc.stdout.strip().splitlines():
-        key, secs, llf, version = line.split("\t")
-        out[key] = (float(secs), float(llf))
-    return out, f"lme4 {version}"
+    lines = [f"{k}\t{csv}\t{form}" for k, csv, form in jobs]
+    return run_rscript(R_FIT, lines, repeat, folder, "lmer")
 
 
 def peak_memory(func):

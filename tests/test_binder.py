@@ -140,7 +140,7 @@ def test_helpers_importable_and_data_found(binder):
     assert info["file"].startswith(site), f"mlmhelpers imported from {info['file']}, not the fresh environment"
     assert info["data"].startswith(site), f"data read from {info['data']}, not from the installed package"
     assert info["shape"] == [31022, 8]
-    assert info["names"] == ["chem97", "contraception", "guimmun", "scotssec", "tutorial"]
+    assert info["names"] == ["chem97", "contraception", "guimmun", "mmmec", "scotssec", "tutorial"]
 
 
 def test_nbgrader_extensions_for_students(binder):

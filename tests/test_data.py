@@ -22,6 +22,7 @@ EXPECTED = {
     "contraception": (1934, "district", 60),
     "guimmun": (2159, "comm", 161),
     "scotssec": (3435, "primary", 148),
+    "mmmec": (354, "region", 78),
 }
 
 
@@ -126,3 +127,13 @@ def test_docstring_examples_run():
 
     failures, tried = doctest.testmod(data_module, optionflags=doctest.ELLIPSIS)
     assert tried > 0 and failures == 0
+
+
+def test_mmmec_is_counts_with_an_exposure():
+    mm = load_dataset("mmmec")
+    assert list(mm.columns) == ["nation", "region", "county", "deaths", "expected", "uvb"]
+    assert list(mm["nation"].cat.categories)[:2] == ["Belgium", "W.Germany"]
+    assert mm["deaths"].dtype.kind == "i" and mm["deaths"].sum() == 9851
+    assert mm["county"].nunique() == 354 and (mm["expected"] > 0).all()
+    # regions are nested in nations
+    assert (mm.groupby("region")["nation"].nunique() == 1).all()

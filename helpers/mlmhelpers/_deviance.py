@@ -32,6 +32,17 @@ from typing import Callable
 
 import numpy as np
 
+
+_TRIL = {}
+
+
+def _tril(q):
+    """np.tril_indices(q), computed once per q (it is called in every evaluation)."""
+    out = _TRIL.get(q)
+    if out is None:
+        out = _TRIL[q] = np.tril_indices(q)
+    return out
+
 SINGULAR_TOL = 1e-4  # lme4's isSingular() tolerance on the diagonal of theta
 
 
@@ -91,7 +102,7 @@ class DevianceModel:
             return cached[1]
         slices, rows, cols, off = [], [], [], 0
         for q in self.qs:
-            r, c = np.tril_indices(q)
+            r, c = _tril(q)
             slices.append(slice(off, off + len(r)))
             rows.append(r)
             cols.append(c)
@@ -153,7 +164,7 @@ class DevianceModel:
 
     def start(self):
         """lme4's starting value: every T_k the identity."""
-        return np.concatenate([np.eye(q)[np.tril_indices(q)] for q in self.qs]
+        return np.concatenate([np.eye(q)[_tril(q)] for q in self.qs]
                               + [self.extra_start()])
 
     def lower_bounds(self):
@@ -164,7 +175,7 @@ class DevianceModel:
         """T_k, the relative covariance factor of term k."""
         q = self.qs[k]
         T = np.zeros((q, q))
-        T[np.tril_indices(q)] = np.asarray(theta, float)[self.term_slices[k]]
+        T[_tril(q)] = np.asarray(theta, float)[self.term_slices[k]]
         return T
 
     def canonical(self, theta):

@@ -40,9 +40,11 @@ is not positive definite, ``(X'WX - X'WZ Lambda A^-1 Lambda' Z'WX)^-1``, as lme4
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
+from scipy import optimize
 
 from ._deviance import SINGULAR_TOL, DevianceModel
 from ._optimize import FitRecord, optimize_deviance
@@ -53,6 +55,8 @@ EXACT_TOL = 1e-13       # relative change of the penalised deviance of an exact 
 MAXIT = 100
 STEP_HALVINGS = 20
 DERIV_STEP = 1e-4       # lme4's deriv12 step
+STAGE1_GTOL = 1e-1      # glmer's first stage only starts the second one and gives lp0
+STAGE1_STEP = 1e-6      # so its modes need not be converged to machine precision either
 
 
 class PirlsFailure(RuntimeError):
@@ -90,9 +94,8 @@ class GlmmProblem:
             w = (w + w[::-1]) / 2.0
             self.ghz, self.ghw = z, w / w.sum()
         self.lp0 = None
-        self._u_warm = np.zeros(self.system.Q)
-        self._beta_warm = None
-        self._warm = False      # until the first mode: start PIRLS from R's mustart
+        self._rand_warm = None  # Z Lambda u at the last mode: PIRLS starts there (b-space,
+        self._beta_warm = None  # so whatever theta is next, even its sign, it is near)
         self.evaluations = 0
 
     # -- the family -------------------------------------------------------------------
@@ -148,7 +151,7 @@ class GlmmProblem:
         return float(np.sum(self.dev_resid(mu)) + u @ u)
 
     # -- PIRLS -----------------------------------------------------------------------
-    def pirls(self, theta, beta, eta, tol, joint=False, exact=False):
+    def pirls(self, theta, beta, eta, tol, joint=False, exact=0.0):
         """glmer's PIRLS from ``eta`` (``pwrssUpdate``): the mode and its factorisation.
 
         With ``joint`` beta is estimated with u (glmer's first stage, beta
@@ -176,7 +179,7 @@ class GlmmProblem:
                 moved = np.max(np.abs(u - u_old), initial=0.0) if u_old is not None else np.inf
                 if joint and b_old is not None:
                     moved = max(moved, np.max(np.abs(b - b_old), initial=0.0))
-                if moved < 1e-10 * (1.0 + np.max(np.abs(u), initial=0.0)):
+                if moved < exact * (1.0 + np.max(np.abs(u), initial=0.0)):
                     return dict(u=u, beta=b, mu=mu, eta=eta_new, f=f, pdev=pdev)
                 if pdev >= old - 1e-14 * abs(old) and moved < 1e-7:
                     return dict(u=u, beta=b, mu=mu, eta=eta_new, f=f, pdev=pdev)
@@ -186,7 +189,8 @@ class GlmmProblem:
                     return dict(u=u, beta=b, mu=mu, eta=eta_new, f=f, pdev=pdev)
             elif abs((old - pdev) / pdev) < tol:
                 return dict(u=u, beta=b, mu=mu, eta=eta_new, f=f, pdev=pdev)
-            if not np.isfinite(pdev) or pdev > old + (1e-12 * abs(old) if exact else 0.0):
+            noise = 1e-10 * abs(old) if exact else 0.0   # rounding of a sum of n terms
+            if not np.isfinite(pdev) or pdev > old + noise:
                 if u_old is None:
                     raise PirlsFailure("PIRLS: the first step gave no finite deviance")
                 for _ in range(STEP_HALVINGS):
@@ -197,14 +201,14 @@ class GlmmProblem:
                     eta_new = fixed + self.system.linear_predictor(f, u)
                     mu = self.family.linkinv(eta_new)
                     pdev = self._pdev(u, mu)
-                    if np.isfinite(pdev) and pdev <= old:
+                    if np.isfinite(pdev) and pdev <= old + noise:
                         break
                 if not np.isfinite(pdev) or pdev - old > max(tol, 1e-10 * abs(old)):
                     raise PirlsFailure("PIRLS step-halvings failed to reduce the deviance")
             old, u_old, b_old, eta = pdev, u, b, eta_new
         raise PirlsFailure(f"PIRLS did not converge in {MAXIT} iterations")
 
-    def exact_mode(self, theta, beta, joint=False):
+    def exact_mode(self, theta, beta, joint=False, step_tol=1e-10):
         """PIRLS converged to machine precision from the last mode (a smooth deviance),
         with the factorisation redone at the mode's own weights."""
         if joint:
@@ -212,19 +216,18 @@ class GlmmProblem:
             fixed = self.off + self.X @ b0
         else:
             fixed = self.off + self.X @ beta
-        if self._warm:
-            eta = fixed + self.system.linear_predictor(self.system.lam_parts(theta),
-                                                       self._u_warm)
-        else:
+        if self._rand_warm is not None:
+            eta = fixed + self._rand_warm
+        else:   # the first mode: from R's starting values, as glmer
             eta = self.mustart_eta()
         s = self.pirls(theta, beta if not joint else None, eta, EXACT_TOL, joint=joint,
-                       exact=True)
+                       exact=step_tol)
         mu, mueta, W = self._state(s["eta"])
         cross = self.system.cross(W, self.X, np.zeros(self.n))
         s["f"], s["cross"], s["W"] = self.system.factor(theta, cross), cross, W
-        if np.all(np.isfinite(s["u"])):
-            self._u_warm = s["u"]
-            self._warm = True
+        if np.all(np.isfinite(s["eta"])):
+            b = s["beta"] if joint else beta
+            self._rand_warm = s["eta"] - self.off - self.X @ b
             if joint:
                 self._beta_warm = s["beta"]
         return s
@@ -256,14 +259,15 @@ class GlmmProblem:
             mult += np.exp(-0.5 * (devc - devc0) - ldnorm) * w / np.sqrt(2 * np.pi)
         return float(devc0.sum() + s["f"]["logdet"] - 2.0 * np.sum(np.log(mult)))
 
-    def deviance_exact(self, x):
-        """The exactly converged Laplace (or AGQ) deviance at ``x = (theta, beta)``."""
+    def deviance_exact(self, x, quadrature=True):
+        """The exactly converged Laplace (or, with ``nagq > 1``, AGQ) deviance at
+        ``x = (theta, beta)``."""
         theta, beta = self.split(x)
         try:
             s = self.exact_mode(theta, beta)
         except (PirlsFailure, np.linalg.LinAlgError, FloatingPointError):
             return np.inf
-        value = self.agq(s, theta, beta) if self.nagq > 1 else self.laplace(s)
+        value = self.agq(s, theta, beta) if self.nagq > 1 and quadrature else self.laplace(s)
         return value if np.isfinite(value) else np.inf
 
     def _r_tilde(self, eta):
@@ -305,9 +309,9 @@ class GlmmProblem:
         G = sysm.inverse_on_pattern(f)
         rt = self._r_tilde(eta)
         # envelope part: -2 log p(y | u) + |u|^2 at the mode, u (and beta) held fixed
-        ztr = sysm.cross(np.ones(self.n), self.X[:, :0], rt)
+        ztr_L, ztr_2 = sysm.zt(rt)
         u1, u2 = sysm.split(u)
-        g_theta = sysm.outer_gradient(ztr.rL, ztr.r2, u1, u2)
+        g_theta = sysm.outer_gradient(ztr_L, ztr_2, u1, u2)
         g_theta = g_theta + sysm.logdet_gradient(f, cross, G)      # log|A| at fixed weights
         g_beta = -2.0 * self.X.T @ rt
         # log|A| through the weights: sum_i W'_i h_i d eta_i
@@ -330,7 +334,7 @@ class GlmmProblem:
         F = np.concatenate([F1.reshape(n1, p), F2])
         if not joint:
             R[:, :p] = F
-        zr = np.concatenate([ztr.rL.ravel(), ztr.r2])              # Z' r~
+        zr = np.concatenate([ztr_L.ravel(), ztr_2])                # Z' r~
         Eu = np.zeros((sysm.Q, len(entries)))                       # E_i u
         for c_i, (_, side, pa, pb) in enumerate(entries):
             off = 0 if side == "L" else n1
@@ -372,7 +376,7 @@ class GlmmProblem:
         """glmer's first-stage criterion and its gradient over theta."""
         theta = np.asarray(theta, float)
         try:
-            s = self.exact_mode(theta, None, joint=True)
+            s = self.exact_mode(theta, None, joint=True, step_tol=STAGE1_STEP)
             value = self.laplace(s)
             if not np.isfinite(value):
                 return np.inf, np.zeros(len(theta))
@@ -398,7 +402,8 @@ class GlmmProblem:
     def stage1_deviance(self, theta):
         """glmer's first-stage criterion (``nAGQ = 0``), exactly converged."""
         try:
-            s = self.exact_mode(np.asarray(theta, float), None, joint=True)
+            s = self.exact_mode(np.asarray(theta, float), None, joint=True,
+                                step_tol=STAGE1_STEP)
         except (PirlsFailure, np.linalg.LinAlgError, FloatingPointError):
             return np.inf
         return self.laplace(s)
@@ -435,7 +440,9 @@ class _Stage1(DevianceModel):
 
 
 class _Stage2(_Stage1):
-    """The exactly converged Laplace (AGQ) deviance over (theta, beta)."""
+    """The exactly converged Laplace deviance over (theta, beta) (also for a
+    quadrature fit: its optimum is the start of Newton steps on the quadrature
+    deviance)."""
 
     def __init__(self, problem, start):
         super().__init__(problem)
@@ -449,11 +456,9 @@ class _Stage2(_Stage1):
         return np.r_[super().scales(), np.ones(self.problem.p)]
 
     def deviance(self, x):
-        return self.problem.deviance_exact(x)
+        return self.problem.deviance_exact(x, quadrature=False)
 
     def deviance_and_gradient(self, x):
-        if self.problem.nagq > 1:   # quadrature: the gradient by differences
-            return DevianceModel.deviance_and_gradient(self, x)
         return self.problem.deviance_and_gradient_exact(x)
 
 
@@ -509,6 +514,33 @@ class GlmmFit:
     evaluations: int = 0
 
 
+def _stage1_optimum(stage1):
+    """glmer's first stage: bounded L-BFGS-B from lme4's start (as glmer's bounded
+    optimiser: the even deviance's barrier at zero stays uncrossed, which saves
+    evaluations), or, where it stops near the bound, the library's unconstrained
+    optimiser.  Only a start and lp0 come from it; the second stage checks the
+    boundary."""
+    lower = stage1.lower_bounds()
+    bounds = [(None if np.isinf(lb) else lb, None) for lb in lower]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        res = optimize.minimize(stage1.deviance_and_gradient, stage1.start(), jac=True,
+                                method="L-BFGS-B", bounds=bounds,
+                                options=dict(pgtol=STAGE1_GTOL, maxiter=200))
+    theta = np.maximum(res.x, lower)
+    if np.isfinite(res.fun) and not np.any(stage1.diagonal & (theta < 1e-3)):
+        return theta
+    return optimize_deviance(stage1, gtol=STAGE1_GTOL, check_boundary=False).theta
+
+
+def _positive_definite(H):
+    try:
+        np.linalg.cholesky(H)
+        return bool(np.all(np.isfinite(H)))
+    except np.linalg.LinAlgError:
+        return False
+
+
 def _diagonal_mask(qs):
     return np.concatenate([np.eye(q, dtype=bool)[np.tril_indices(q)] for q in qs])
 
@@ -518,13 +550,15 @@ def fit(problem: GlmmProblem) -> GlmmFit:
     messages = []
     # (1) theta with beta inside PIRLS (glmer's nAGQ = 0 stage); its optimum gives lp0
     stage1 = _Stage1(problem)
-    rec1 = optimize_deviance(stage1, gtol=1e-3, check_boundary=False)
-    theta1 = rec1.theta
+    theta1 = _stage1_optimum(stage1)
     s1 = problem.exact_mode(theta1, None, joint=True)
     problem.lp0 = problem.X @ s1["beta"] + problem.system.linear_predictor(s1["f"], s1["u"])
     # (2) theta and beta on the exactly converged Laplace (AGQ) deviance
     stage2 = _Stage2(problem, np.r_[theta1, s1["beta"]])
-    record = optimize_deviance(stage2)
+    # the curvature at the start (differences of analytic gradients): the descent
+    # starts with Newton steps, and the step onto glmer's optimum below reuses it
+    H0 = _hessian_of_gradient(stage2.deviance_and_gradient, stage2.start())
+    record = optimize_deviance(stage2, stage2.start(), hessian=H0)
     x = record.theta.copy()
     # (3) glmer's deviance at that optimum: Newton steps on it, its Hessian
     glmer = problem.deviance_glmer
@@ -541,7 +575,8 @@ def fit(problem: GlmmProblem) -> GlmmFit:
         # gradients), then deriv12 once at the point reached.
         g0 = np.array([(glmer(x + e) - glmer(x - e)) / (2 * DERIV_STEP)
                        for e in np.eye(len(x)) * DERIV_STEP])
-        H0 = _hessian_of_gradient(stage2.deviance_and_gradient, x)
+        if record.boundary_checked or not _positive_definite(H0):
+            H0 = _hessian_of_gradient(stage2.deviance_and_gradient, x)
         try:
             np.linalg.cholesky(H0)
             x_new = x - np.linalg.solve(H0, g0)
@@ -551,17 +586,22 @@ def fit(problem: GlmmProblem) -> GlmmFit:
         except np.linalg.LinAlgError:
             pass
         grad, hess = finite_difference(glmer, x, fx=f)
-        try:   # and a last step with glmer's own curvature, when it is still worth one
-            np.linalg.cholesky(hess)
-            step = np.linalg.solve(hess, grad)
-            if np.max(np.abs(step)) > 1e-5:
-                x_new = x - step
-                f_new = glmer(x_new)
-                if f_new <= f:
-                    x, f = x_new, f_new
-                    grad, hess = finite_difference(glmer, x, fx=f)
-        except np.linalg.LinAlgError:
-            pass
+        # then steps with glmer's own curvature while they are still worth one (the
+        # quadrature optimum is further from the Laplace one than glmer's deviance is)
+        for _ in range(6):
+            try:
+                np.linalg.cholesky(hess)
+                step = np.linalg.solve(hess, grad)
+            except np.linalg.LinAlgError:
+                break
+            if np.max(np.abs(step)) <= 1e-5:
+                break
+            x_new = x - step
+            f_new = glmer(x_new)
+            if not f_new <= f:
+                break
+            x, f = x_new, f_new
+            grad, hess = finite_difference(glmer, x, fx=f)
     p = problem.p
     vcov, from_hessian = None, False
     if hess is not None:

@@ -109,32 +109,72 @@ class FitRecord:
 
 
 class _Counted:
-    """The deviance model's functions, counting evaluations; inf -> a large value."""
+    """The deviance model's functions, counting evaluations; inf -> a large value.
+
+    The last point evaluated with its gradient is remembered, so that asking
+    again for the deviance or gradient there (at the end of a descent) costs
+    nothing.
+    """
 
     def __init__(self, model: DevianceModel):
         self.model = model
         self.count = 0
+        self._last = None
+
+    def _memo(self, x):
+        last = self._last
+        if last is not None and np.array_equal(last[0], x):
+            return last
+        return None
 
     def f(self, x):
+        memo = self._memo(x)
+        if memo is not None:
+            return memo[1]
         self.count += 1
         value = self.model.deviance(x)
         return value if np.isfinite(value) else 1e300
 
     def fg(self, x):
+        memo = self._memo(x)
+        if memo is not None:
+            return memo[1], memo[2].copy()
         self.count += 1 if type(self.model).deviance_and_gradient is not \
             DevianceModel.deviance_and_gradient else 2 * len(x) + 1
         value, grad = self.model.deviance_and_gradient(x)
         if not np.isfinite(value):
-            return 1e300, np.zeros(len(x))
+            value, grad = 1e300, np.zeros(len(x))
+        self._last = (np.array(x, dtype=float), value, np.array(grad, dtype=float))
         return value, grad
 
 
-def _descend(fun: _Counted, x0, gtol=1e-6):
-    """BFGS over unconstrained theta from x0: (x, f)."""
+def _descend(fun: _Counted, x0, gtol=1e-6, hessian=None):
+    """BFGS over unconstrained theta from x0: (x, f).
+
+    BFGS starts from the inverse of ``hessian`` when one is given and is
+    positive definite (its first step is then Newton's).  Otherwise the first
+    step is scaled to move the largest entry by at most 0.5 (BFGS's identity
+    start would step by the whole gradient, hundreds for a deviance in the
+    thousands, and spend its line search coming back).
+    """
+    x0 = np.asarray(x0, float)
+    hess_inv0 = None
+    if hessian is not None:
+        try:
+            np.linalg.cholesky(hessian)
+            hess_inv0 = np.linalg.inv(hessian)
+            hess_inv0 = 0.5 * (hess_inv0 + hess_inv0.T)
+        except np.linalg.LinAlgError:
+            hess_inv0 = None
+    if hess_inv0 is None:
+        f0, g0 = fun.fg(x0)
+        scale = 0.5 / max(float(np.max(np.abs(g0), initial=0.0)), 0.5)
+        hess_inv0 = scale * np.eye(len(x0))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        res = optimize.minimize(fun.fg, np.asarray(x0, float), jac=True, method="BFGS",
-                                options=dict(gtol=gtol, maxiter=1000, norm=np.inf))
+        res = optimize.minimize(fun.fg, x0, jac=True, method="BFGS",
+                                options=dict(gtol=gtol, maxiter=1000, norm=np.inf,
+                                             hess_inv0=hess_inv0))
     x = fun.model.canonical(res.x)
     return x, float(fun.f(x))
 
@@ -161,7 +201,7 @@ def projected_gradient(model: DevianceModel, theta, grad):
 
 
 def optimize_deviance(model: DevianceModel, start=None, *, gtol=1e-6,
-                      check_boundary=True) -> FitRecord:
+                      check_boundary=True, hessian=None) -> FitRecord:
     """Minimise the deviance over theta; see the module docstring.
 
     Parameters
@@ -174,6 +214,9 @@ def optimize_deviance(model: DevianceModel, start=None, *, gtol=1e-6,
     check_boundary : bool, default True
         Run the boundary check (off only for a preliminary fit whose optimum
         is checked later, as glmer's first stage).
+    hessian : array, optional
+        The Hessian at ``start`` (or an approximation), when the caller has
+        it: the descent then starts with Newton steps.
 
     Returns
     -------
@@ -182,7 +225,7 @@ def optimize_deviance(model: DevianceModel, start=None, *, gtol=1e-6,
     fun = _Counted(model)
     x0 = model.start() if start is None else np.asarray(start, float)
     clock = time.perf_counter()
-    x, f = _descend(fun, x0, gtol)
+    x, f = _descend(fun, x0, gtol, hessian)
     attempts = [Attempt("lme4's start" if start is None else "the start given", f, fun.count,
                         time.perf_counter() - clock)]
     if not np.isfinite(f) or f >= 1e300:
@@ -194,8 +237,7 @@ def optimize_deviance(model: DevianceModel, start=None, *, gtol=1e-6,
     if checked:
         x, f = _boundary_check(fun, model, x, f, attempts)
     x, f = _snap(fun, model, x, f)
-    _, g = model.deviance_and_gradient(x)
-    fun.count += 1
+    _, g = fun.fg(x)
     pg = projected_gradient(model, x, g)
     return FitRecord(theta=x, deviance=float(f), evaluations=fun.count,
                      gradient=float(np.max(np.abs(pg), initial=0.0)), attempts=attempts,

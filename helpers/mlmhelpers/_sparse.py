@@ -52,14 +52,15 @@ from __future__ import annotations
 
 import numpy as np
 import scipy.sparse as sp
-from scipy.linalg import cho_factor, cho_solve
-from scipy.linalg.lapack import dpotri
+from scipy.linalg.lapack import dpotrf, dpotri, dpotrs
 from scipy.sparse.linalg import splu
 
-from ._deviance import DevianceModel, Estimates
+from ._deviance import DevianceModel, Estimates, _tril
 
 SCHUR_MAX = 2500   # most effects of the non-leading factors for the block elimination
+DENSE_SUM_MAX = 40_000    # entries of a dense summing matrix (pairs to groups) at most
 DENSE_B_MAX = 5_000_000  # entries of a dense leading-by-other block (A12) at most
+DENSE_C22_MAX = 200      # other factors' effects up to which Z2'WZ2 is a dense array
 
 
 def _group_cross(codes, m, U, V):
@@ -69,6 +70,30 @@ def _group_cross(codes, m, U, V):
         for b in range(V.shape[1]):
             out[:, a, b] = np.bincount(codes, U[:, a] * V[:, b], minlength=m)
     return out
+
+
+def _summing(index, m):
+    """The (m, len(index)) 0/1 matrix that sums entries by ``index``: dense where
+    that is small (a matrix product then costs less than a sparse one's overhead)."""
+    op = sp.csr_matrix((np.ones(len(index)), (index, np.arange(len(index)))),
+                       shape=(m, len(index)))
+    return op.toarray() if m * len(index) <= DENSE_SUM_MAX else op
+
+
+def _cholesky(S):
+    """The lower Cholesky factor of a symmetric positive definite S, as LAPACK
+    leaves it (the upper triangle is not cleared), with the flag ``lower``."""
+    c, info = dpotrf(S, lower=1, clean=0)
+    if info != 0:
+        raise np.linalg.LinAlgError("not positive definite")
+    return c, True
+
+
+def _chol_solve(cf, B):
+    x, info = dpotrs(cf[0], B, lower=1)
+    if info != 0:
+        raise np.linalg.LinAlgError("the Cholesky solve failed")
+    return x
 
 
 class _Scatter:
@@ -217,6 +242,11 @@ class BlockSystem:
             self._c22 = (pat.indices.copy(), pat.indptr.copy(), len(uniq),
                          [(ra, ca, rb, cb, order[inv.reshape(len(combos), -1)[i]])
                           for i, (ra, ca, rb, cb) in enumerate(combos)])
+            # small: a dense array, filled at the flat positions directly
+            self._c22_dense = self.Q2 <= DENSE_C22_MAX
+            if self._c22_dense:
+                self._c22_flat = [(ra, ca, rb, cb, flat_i) for (ra, ca, rb, cb), flat_i
+                                  in zip(combos, flat)]
         # pairs (group j of the leading factor, level l of a rest term) that share rows
         for r in self.rest:
             key = c0.astype(np.int64) * r.m + r.term.codes
@@ -227,10 +257,8 @@ class BlockSystem:
             r.order = np.argsort(r.j, kind="stable")
             r.count = np.bincount(r.j, minlength=self.m0)
             r.start = np.concatenate([[0], np.cumsum(r.count)[:-1]])
-            r.to_groups = sp.csr_matrix((np.ones(len(r.j)), (r.j, np.arange(len(r.j)))),
-                                        shape=(self.m0, len(r.j)))
-            r.to_levels = sp.csr_matrix((np.ones(len(r.l)), (r.l, np.arange(len(r.l)))),
-                                        shape=(r.m, len(r.l)))
+            r.to_groups = _summing(r.j, self.m0)
+            r.to_levels = _summing(r.l, r.m)
         # dense products cost m0 qL Q2^2; the pairs of pairs cost their number (each
         # with more overhead): nested factors have few, crossed ones many
         if self.dense_B:
@@ -251,7 +279,7 @@ class BlockSystem:
         # the Lambda of the rest terms, on a fixed pattern
         lr, lc, li = [], [], []
         for r in self.rest:
-            tr, tc = np.tril_indices(r.q)
+            tr, tc = _tril(r.q)
             base = r.off + np.arange(r.m)[:, None] * r.q
             lr.append((base + tr).ravel())
             lc.append((base + tc).ravel())
@@ -262,6 +290,16 @@ class BlockSystem:
         self._lam2_diagonal = all(r.q == 1 for r in self.rest)
 
     # -- cross-products ------------------------------------------------------------------
+    def zt(self, r):
+        """Z' r by blocks: (m0, qL) and (Q2,) (no weights)."""
+        rL = _group_cross(self.codes0, self.m0, self.ZL, r[:, None])[:, :, 0]
+        r2 = np.empty(self.Q2)
+        for rr in self.rest:
+            for c in range(rr.q):
+                r2[rr.off + np.arange(rr.m) * rr.q + c] = np.bincount(
+                    rr.term.codes, rr.term.Z[:, c] * r, minlength=rr.m)
+        return rL, r2
+
     def cross(self, w, X, r):
         """Cross-products with row weights ``w`` of the designs, ``X`` and ``r``."""
         w = np.asarray(w, float)
@@ -274,10 +312,18 @@ class BlockSystem:
                    XtX=X.T @ wX, Xtr=wX.T @ r, rtr=float(r @ (w * r)))
         if self.rest:
             indices, indptr, nnz, combos = self._c22
-            data = np.zeros(nnz)
-            for ra, ca, rb, cb, target in combos:
-                data += np.bincount(target, w * ra.term.Z[:, ca] * rb.term.Z[:, cb],
-                                    minlength=nnz)
+            if self._c22_dense:
+                C22 = np.zeros(self.Q2 * self.Q2)
+                for ra, ca, rb, cb, flat in self._c22_flat:
+                    C22 += np.bincount(flat, w * ra.term.Z[:, ca] * rb.term.Z[:, cb],
+                                       minlength=self.Q2 * self.Q2)
+                C22 = C22.reshape(self.Q2, self.Q2)
+            else:
+                data = np.zeros(nnz)
+                for ra, ca, rb, cb, target in combos:
+                    data += np.bincount(target, w * ra.term.Z[:, ca] * rb.term.Z[:, cb],
+                                        minlength=nnz)
+                C22 = sp.csr_matrix((data, indices, indptr), shape=(self.Q2, self.Q2))
             X2 = np.empty((self.Q2, X.shape[1]))
             r2 = np.empty(self.Q2)
             for rr in self.rest:
@@ -287,8 +333,7 @@ class BlockSystem:
                     for j in range(X.shape[1]):
                         X2[pos, j] = np.bincount(rr.term.codes, wz * X[:, j], minlength=rr.m)
                     r2[pos] = np.bincount(rr.term.codes, wz * r, minlength=rr.m)
-            out.update(C22=sp.csr_matrix((data, indices, indptr), shape=(self.Q2, self.Q2)),
-                       X2=X2, r2=r2)
+            out.update(C22=C22, X2=X2, r2=r2)
         else:
             out.update(C22=sp.csr_matrix((0, 0)), X2=np.zeros((0, X.shape[1])), r2=np.zeros(0))
         return Cross(**out)
@@ -297,7 +342,7 @@ class BlockSystem:
     def T(self, theta, k):
         q = self.qs[k]
         T = np.zeros((q, q))
-        T[np.tril_indices(q)] = np.asarray(theta, float)[self.slices[k]]
+        T[_tril(q)] = np.asarray(theta, float)[self.slices[k]]
         return T
 
     def TL(self, theta):
@@ -311,16 +356,30 @@ class BlockSystem:
         r, c, i = self._lam2_pattern
         return sp.csr_matrix((np.asarray(theta, float)[i], (r, c)), shape=(self.Q2, self.Q2))
 
+    def l2t(self, f, M):
+        """Lambda_2' M (Lambda_2 is diagonal when every other term has one column)."""
+        if self._lam2_diagonal:
+            lam = f["lam2"]
+            return lam[:, None] * M if M.ndim == 2 else lam * M
+        return np.asarray(f["L2"].T @ M)
+
+    def l2(self, f, M):
+        """Lambda_2 M."""
+        if self._lam2_diagonal:
+            lam = f["lam2"]
+            return lam[:, None] * M if M.ndim == 2 else lam * M
+        return np.asarray(f["L2"] @ M)
+
     def lam_t(self, f, V1, V2):
         """Lambda' [V1; V2]: TL' V1_j per group and Lambda_2' V2."""
         out1 = np.einsum("ba,jb...->ja...", f["TL"], V1) if V1.ndim != 3 else f["TL"].T @ V1
-        out2 = np.asarray(f["L2"].T @ V2) if self.rest else V2
+        out2 = self.l2t(f, V2) if self.rest else V2
         return out1, out2
 
     def lam(self, f, V1, V2):
         """Lambda [V1; V2] (the effects b of the spherical u)."""
         out1 = np.einsum("ab,jb...->ja...", f["TL"], V1) if V1.ndim != 3 else f["TL"] @ V1
-        out2 = np.asarray(f["L2"] @ V2) if self.rest else V2
+        out2 = self.l2(f, V2) if self.rest else V2
         return out1, out2
 
     # -- the block elimination ---------------------------------------------------------
@@ -333,15 +392,20 @@ class BlockSystem:
         f = dict(TL=TL, G1=G1, T={}, B={}, V={})
         S = np.eye(self.Q2)
         if self.rest:
-            L2 = self.lam2(theta)
             if self._lam2_diagonal:
-                lam = L2.diagonal()
+                lam = np.asarray(theta, float)[self._lam2_pattern[2]]
+                f["lam2"] = lam
                 C = cross.C22
-                rows = np.repeat(np.arange(self.Q2), np.diff(C.indptr))
-                S[rows, C.indices] += C.data * lam[rows] * lam[C.indices]
+                if isinstance(C, np.ndarray):
+                    S += lam[:, None] * C * lam[None, :]
+                else:
+                    rows = np.repeat(np.arange(self.Q2), np.diff(C.indptr))
+                    S[rows, C.indices] += C.data * lam[rows] * lam[C.indices]
             else:
-                S += (L2.T @ cross.C22 @ L2).toarray()
-            f["L2"] = L2
+                L2 = self.lam2(theta)
+                P = L2.T @ (cross.C22 @ L2)
+                S += P.toarray() if sp.issparse(P) else np.asarray(P)
+                f["L2"] = L2
             if self.dense_B:
                 Bd = np.zeros((self.m0, self.qL, self.Q2))
             for a, r in enumerate(self.rest):
@@ -365,7 +429,7 @@ class BlockSystem:
                     prod = np.swapaxes(f["B"][a][pa], 1, 2) @ f["V"][b][pb]  # (npp, qa, qb)
                     sc = self.pp_scatter[a, b]
                     flat[sc.targets] -= sc.sums(prod)
-            cf = cho_factor(S, lower=True)
+            cf = _cholesky(S)
             logdet2 = 2.0 * np.sum(np.log(np.diag(cf[0])))
         else:
             cf, logdet2 = None, 0.0
@@ -382,7 +446,7 @@ class BlockSystem:
         for a, r in enumerate(self.rest):
             part = np.swapaxes(f["B"][a], 1, 2) @ y1[r.j]                # (np, q, k)
             R2[r.off:r.off + r.m * r.q] -= self.to_levels(r, part)
-        x2 = cho_solve(f["cf"], R2)
+        x2 = _chol_solve(f["cf"], R2)
         x1 = y1.copy()
         for a, r in enumerate(self.rest):
             x1 -= self.to_groups(r, f["V"][a] @ x2[r.rows_p])
@@ -446,8 +510,9 @@ class BlockSystem:
         DL = np.einsum("jab,cb,jcd->jad", G11, TL, cross.CL, optimize=True)
         Drest = {}
         if self.rest:
-            K2 = (f["L2"].T @ cross.C22).tocsc()                # Lambda_2' C22
-            M2 = np.asarray((K2.T @ Sinv.T).T)                  # Sinv Lambda_2' C22
+            K2 = self.l2t(f, cross.C22 if isinstance(cross.C22, np.ndarray)
+                          else cross.C22.toarray())             # Lambda_2' C22
+            M2 = Sinv @ K2                                      # Sinv Lambda_2' C22
             for a, r in enumerate(self.rest):
                 idx = r.all_rows                                # (m, q)
                 D = M2[idx[:, :, None], idx[:, None, :]]        # (m, q, q)
@@ -461,9 +526,9 @@ class BlockSystem:
         gL = 2.0 * DL.sum(axis=0).T
         for i, k in enumerate(self.lead):
             a, b = self.lead_off[i], self.lead_off[i + 1]
-            grad[self.slices[k]] = gL[a:b, a:b][np.tril_indices(self.qs[k])]
+            grad[self.slices[k]] = gL[a:b, a:b][_tril(self.qs[k])]
         for a, r in enumerate(self.rest):
-            grad[self.slices[r.k]] = (2.0 * Drest[a].sum(axis=0).T)[np.tril_indices(r.q)]
+            grad[self.slices[r.k]] = (2.0 * Drest[a].sum(axis=0).T)[_tril(r.q)]
         return grad
 
     def outer_gradient(self, A1, A2, B1, B2):
@@ -476,13 +541,13 @@ class BlockSystem:
         gL = -2.0 * np.einsum("jak,jbk->ab", A1, B1)
         for i, k in enumerate(self.lead):
             a, b = self.lead_off[i], self.lead_off[i + 1]
-            grad[self.slices[k]] = gL[a:b, a:b][np.tril_indices(self.qs[k])]
+            grad[self.slices[k]] = gL[a:b, a:b][_tril(self.qs[k])]
         for r in self.rest:
             idx = r.all_rows
             a2 = A2[idx].reshape(r.m, r.q, -1)
             b2 = B2[idx].reshape(r.m, r.q, -1)
             g = -2.0 * np.einsum("lak,lbk->ab", a2, b2)
-            grad[self.slices[r.k]] = g[np.tril_indices(r.q)]
+            grad[self.slices[r.k]] = g[_tril(r.q)]
         return grad
 
     def ztz(self, cross, V1, V2):
@@ -511,7 +576,7 @@ class BlockSystem:
         out = []
         for k in range(len(self.blocks)):
             q = self.qs[k]
-            rows, cols = np.tril_indices(q)
+            rows, cols = _tril(q)
             if k in self.lead:
                 lo = self.lead_off[self.lead.index(k)]
                 base = np.arange(self.m0) * self.qL + lo
@@ -554,7 +619,7 @@ class BlockSystem:
         f = self.factor(theta, cross)
         F1 = np.concatenate([np.einsum("ba,jbc->jac", f["TL"], cross.XL),
                              np.einsum("ba,jb->ja", f["TL"], cross.rL)[:, :, None]], axis=2)
-        F2 = (np.asarray(f["L2"].T @ np.column_stack([cross.X2, cross.r2]))
+        F2 = (self.l2t(f, np.column_stack([cross.X2, cross.r2]))
               if self.rest else np.zeros((0, p + 1)))
         W1, W2 = self.solve(f, F1, F2)
         FX = np.concatenate([F1[:, :, :p].reshape(-1, p), F2[:, :p]])
@@ -641,7 +706,7 @@ class SparseDeviance(DevianceModel):
         out = []
         for blk in self.blocks:
             rms = np.sqrt(np.maximum(np.mean(blk.Z**2, axis=0), 1e-300))
-            out.append(1.0 / rms[np.tril_indices(blk.q)[1]])
+            out.append(1.0 / rms[_tril(blk.q)[1]])
         return np.concatenate(out)
 
     # -- the deviance -------------------------------------------------------------------
@@ -733,7 +798,7 @@ class SparseDeviance(DevianceModel):
                 rows.append(np.arange(self.n))
                 cols.append(off + blk.codes * q + t)
                 vals.append(blk.Z[:, t])
-            tr, tc = np.tril_indices(q)
+            tr, tc = _tril(q)
             base = off + np.arange(m)[:, None] * q
             lrow.append((base + tr[None, :]).ravel())
             lcol.append((base + tc[None, :]).ravel())
