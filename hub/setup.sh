@@ -33,6 +33,7 @@ installed() { [[ -f "$PREFIX/.stamp-$1" && "$(cat "$PREFIX/.stamp-$1")" == "$2" 
 mark() { echo "$2" > "$PREFIX/.stamp-$1"; }
 
 envs_want="$(fingerprint "$HERE/requirements.txt" "$REPO/requirements.txt" "$REPO/pyproject.toml" \
+             "$REPO/tools/requirements-grading.txt" \
              $(find "$REPO/helpers/mlmhelpers" "$REPO/data" -type f -not -name '*.pyc' | sort))"
 proxy_want="$(fingerprint "$HERE/package.json" "$HERE/package-lock.json")"
 if ! installed envs "$envs_want" || ! installed proxy "$proxy_want"; then
@@ -75,10 +76,13 @@ if ! installed envs "$envs_want"; then
     "$PREFIX/hub/bin/python" -m pip install --quiet -r "$HERE/requirements.txt"
 
     # 2. Every user's environment: the course's pinned packages, the single-user
-    #    server (same jupyterhub version as the hub) and the helper library with
-    #    its data (a normal install, not an editable one pointing into this folder).
+    #    server (same jupyterhub version as the hub), what grading and Formgrader
+    #    add (the HTML sanitiser, tools/requirements-grading.txt: instructors grade
+    #    in this environment) and the helper library with its data (a normal
+    #    install, not an editable one pointing into this folder).
     make_env "$PREFIX/user"
-    "$PREFIX/user/bin/python" -m pip install --quiet -r "$REPO/requirements.txt" -r "$HERE/requirements.txt"
+    "$PREFIX/user/bin/python" -m pip install --quiet -r "$REPO/requirements.txt" -r "$HERE/requirements.txt" \
+        -r "$REPO/tools/requirements-grading.txt"
     "$PREFIX/user/bin/python" -m pip install --quiet --no-deps "$REPO"
 
     # nbgrader for a student (as on Binder): Validate, the assignment list and the
