@@ -481,7 +481,7 @@ def test_instructors_have_formgrader_students_do_not(hub, round_trip):
     env = dict(item.decode().split("=", 1) for item in environs[0] if b"=" in item)
     assert env["JUPYTER_CONFIG_PATH"] == str(classhub.PREFIX / "instructor-config")
     tools = Path(env["PYTHONPATH"])
-    assert tools == Path(f"/home/{INSTRUCTOR}/{COURSE}/tools") and (tools / "coursetools" / "grading.py").exists()
+    assert tools == Path(f"/home/{INSTRUCTOR}/{COURSE}/tools") and (tools / "coursetools" / "grading" / "__init__.py").exists()
 
 
 def test_students_fetch_and_submit_through_the_exchange(round_trip):
