@@ -119,8 +119,12 @@ PY
 conf="$PREFIX/instructor-config"
 rm -rf "$conf"
 mkdir -p "$conf/jupyter_server_config.d" "$conf/labconfig"
+# coursetools.grading.web guards Formgrader: student HTML sanitised as it is shown and a
+# Content-Security-Policy that runs no script a submission brought (the instructors'
+# servers import it from ~/multilevel/tools, on their PYTHONPATH).
 cat > "$conf/jupyter_server_config.d/nbgrader-formgrader.json" <<'JSON'
-{"ServerApp": {"jpserver_extensions": {"nbgrader.server_extensions.formgrader": true}}}
+{"ServerApp": {"jpserver_extensions": {"nbgrader.server_extensions.formgrader": true,
+                                       "coursetools.grading.web": true}}}
 JSON
 # JupyterLab shows the formgrader in a frame of the instructor's own server;
 # JupyterHub's default for single-user servers forbids every frame.

@@ -1,9 +1,10 @@
 """A Jupyter server extension that guards nbgrader's Formgrader pages.
 
-Enable it next to Formgrader (``make venv`` does, for the tutor's ``.venv``;
-``hub/setup.sh`` does for the hub's instructors)::
+Enable it next to Formgrader: ``make venv`` writes
+``.venv/etc/jupyter/jupyter_server_config.d/coursetools.json`` for the
+tutor's ``.venv`` and ``hub/setup.sh`` the same for the hub's instructors::
 
-    jupyter server extension enable --sys-prefix coursetools.grading.web
+    {"ServerApp": {"jpserver_extensions": {"coursetools.grading.web": true}}}
 
 It makes Formgrader's exporter a :class:`~.pages.SafeHTMLExporter` (every
 piece of student HTML sanitised as it is rendered, the templates' own

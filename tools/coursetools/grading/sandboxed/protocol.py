@@ -65,7 +65,7 @@ def cut(text, limit, what="an output"):
             f"the limit is {limit:,}] ...\n")
 
 
-def zygote_request(pid, cwd, job, uid, limits, cgroup_procs=None):
+def zygote_request(pid, cwd, job, uid, limits, cgroup_procs=()):
     """What the grader sends the zygote to run one submission in sandbox ``pid``."""
     return json.dumps({"pid": pid, "cwd": cwd, "job": job, "uid": uid, "limits": limits,
-                       "cgroup_procs": cgroup_procs}).encode()
+                       "cgroup_procs": list(cgroup_procs)}).encode()

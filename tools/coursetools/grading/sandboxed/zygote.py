@@ -182,10 +182,10 @@ def main():
             code = 71
             try:
                 os.dup2(fds[1], 2)  # a failure to enter is reported to the grader
-                if request.get("cgroup_procs"):
+                for procs in request.get("cgroup_procs") or []:
                     # the submission's control group (whole-submission limits), joined
                     # before anything of the sandbox runs; children inherit it
-                    with open(request["cgroup_procs"], "w") as fh:
+                    with open(procs, "w") as fh:
                         fh.write(str(os.getpid()))
                 _enter(int(request["pid"]), request["cwd"], fds[0], fds[1])
                 code = runner.supervise(request["job"], child_setup=lambda: _drop(request))
