@@ -70,21 +70,15 @@ def payload(kind: str) -> str:
 
 
 def hostile_answer() -> str:
-    return "\n".join([
+    return "\n\n".join([
         "My answer: the correlation is **strong** and positive.",
-        "",
         "$r = 0.66$ and $$\\rho^2 = 0.44$$",
-        "",
-        "| school | mean |",
-        "|---|---|",
-        "| A | 6.2 |",
-        "",
+        "| school | mean |\n|---|---|\n| A | 6.2 |",
         "![plot](attachment:plot.png)",
-        "",
         f'<img src=x style="display:none" onerror="{payload("handler")}">',
         f"<script>{payload('script')}</script>",
         f'<a href="javascript:{payload("link")}" class="evil">html link</a>',
-        f"[markdown link](javascript:{payload('mdlink')})",
+        f"[markdown link](javascript:{payload('mdlink').replace(chr(39), '%27')})",
         f"<svg><script>{payload('svg')}</script></svg>",
         "![chart](attachment:evil.svg)",
     ])

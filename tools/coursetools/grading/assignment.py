@@ -41,6 +41,7 @@ class AssignmentInfo:
     extra_files: list[Path]
     source_dir: Path
     markers: Markers = field(default_factory=Markers)
+    tutor_sources: frozenset = frozenset()  # every cell of the source notebooks, stripped
 
 
 def course_imports(source_dir: Path) -> tuple[dict[str, str], dict[str, str]]:
@@ -96,7 +97,17 @@ def assignment_info(gb, coursedir, assignment: str, markers: Markers | None = No
         notebooks[nb.name] = NotebookInfo(nb.name, cells, [sc.name for sc in nb.source_cells])
     source_dir = Path(coursedir.format_path(coursedir.source_directory, ".", assignment))
     imports, modules = course_imports(source_dir)
+    tutors = frozenset(_all_sources(source_dir))
     extra = [p for p in sorted(source_dir.iterdir())
              if p.suffix != ".ipynb" and p.name not in (".ipynb_checkpoints", "__pycache__")]
     return AssignmentInfo(assignment, notebooks, imports, modules, extra, source_dir,
-                          markers or Markers())
+                          markers or Markers(), tutors)
+
+
+def _all_sources(source_dir: Path):
+    """The tutor's cells, as written in the source notebooks (a student's untouched copy matches)."""
+    import nbformat
+
+    for path in sorted(Path(source_dir).glob("*.ipynb")):
+        for cell in nbformat.read(path, as_version=4).cells:
+            yield cell.source.strip()

@@ -126,7 +126,8 @@ def merge_outputs(nb, raw: dict, tests, limit: int):
         if not isinstance(got, dict):
             raise ValueError("missing cell outputs")
         outputs = got.get("outputs") if isinstance(got.get("outputs"), list) else []
-        name = cell_name(nb, index).removeprefix("cell ")
+        name = cell_name(nb, index)
+        name = name if name.startswith("cell number") else name.removeprefix("cell ")
         # The sandbox already cut the outputs; nothing from it is trusted, so cut again.
         budget, cleaned, found = limit, [], []
         for o in outputs[:200]:

@@ -63,6 +63,8 @@ IMAGE_TYPES = ("image/png", "image/jpeg", "image/gif", "image/webp")
 _DATA_IMAGE = re.compile(r"data:(image/(?:png|jpeg|gif|webp));base64,([A-Za-z0-9+/=\s]*)\Z", re.I)
 _SAFE_LINK = re.compile(r"(https?://|mailto:|#)", re.I)
 _CONTROL = re.compile(r"[\x00-\x20\x7f]+")
+#: What an image from elsewhere (or a missing attachment) becomes: a transparent pixel.
+BLANK_IMAGE = "data:image/gif;base64,R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAIBRAA7"
 
 
 def _url_ok(tag: str, attr: str, value: str) -> bool:
@@ -193,11 +195,11 @@ def _offending(source: str, attachments) -> list[tuple[str, str, list[str]]]:
             tag, attr = ("img", "src") if kind == "image" else ("a", "href")
             if kind == "image" and url.startswith("attachment:"):
                 if url[len("attachment:"):] not in _usable_attachments(attachments):
-                    found.append(("(" + url, "(#missing-attachment", [f"missing attachment {url[11:41]!r}"]))
+                    found.append(("(" + url, "(" + BLANK_IMAGE, [f"missing attachment {url[11:41]!r}"]))
             elif not _url_ok(tag, attr, url):
                 what = (f"{url.split(':', 1)[0][:20]}: link" if kind == "link" and ":" in url
                         else f"image from {url[:40]!r}" if kind == "image" else f"link to {url[:40]!r}")
-                found.append(("(" + url, "(#removed", [what]))
+                found.append(("(" + url, "(" + (BLANK_IMAGE if kind == "image" else "#removed"), [what]))
     return found
 
 
@@ -211,7 +213,8 @@ def sanitize_markdown(source: str, attachments=None) -> tuple[str, list[str]]:
 
     Unsafe HTML is shown as text (its ``<`` escaped), an unsafe link or image
     address is replaced by ``#removed``; everything else of the answer is left
-    as it was.  If the result would still render anything unsafe, the whole
+    as it was (an unsafe image becomes a transparent pixel).  If the result
+    would still render anything unsafe, the whole
     answer is shown as plain text in a code block.
 
     >>> sanitize_markdown('A *fine* answer, $x^2$.')
@@ -269,6 +272,7 @@ def _is_base64(data: str) -> bool:
 # outputs of code cells
 # ---------------------------------------------------------------------------
 
+_PANDAS_STYLE = re.compile(r"<style scoped>\s*(?:\.dataframe[^<{]*\{[^<}]*\}\s*)+</style>")
 _SVG_ACTIVE = re.compile(r"<\s*script|\son\w+\s*=|javascript:|<\s*foreignObject|<\s*iframe|"
                          r"(?:xlink:)?href\s*=\s*[\"']?\s*(?!#)", re.I)
 
@@ -284,6 +288,7 @@ def clean_rich_data(data: dict) -> tuple[dict, list[str]]:
     kept, removed = {}, []
     for mime, value in data.items():
         if mime == "text/html":
+            value = _PANDAS_STYLE.sub("", value)  # a DataFrame's own styling: not worth a report
             parts = removed_parts(value)
             cleaned = clean_html(value) if parts else value
             removed += parts
@@ -310,6 +315,7 @@ def clean_rich_data(data: dict) -> tuple[dict, list[str]]:
 # ---------------------------------------------------------------------------
 
 _PLAIN = re.compile(r"[^\w .+()\-]")
+KERNELSPEC = {"name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"}
 
 
 def clean_metadata(metadata: dict) -> tuple[dict, list[str]]:
@@ -337,26 +343,32 @@ def clean_metadata(metadata: dict) -> tuple[dict, list[str]]:
             elif "<" in repr(item):
                 flagged.append(f"notebook metadata {key}.{str(name)[:30]}")
         kept[key] = section
+    if "kernelspec" in kept and not {"name", "display_name"} <= set(kept["kernelspec"]):
+        kept["kernelspec"] = dict(KERNELSPEC)  # nbgrader puts the course's own back anyway
     return kept, flagged
 
 
-def sanitize_notebook(nb, cell_name, trusted=()) -> list[Event]:
+def sanitize_notebook(nb, cell_name, trusted=(), tutors=frozenset()) -> list[Event]:
     """Make a staged notebook inert, in place; one ``html removed`` event per cell that held something.
 
     ``cell_name(index)`` names a cell in the report; cells whose indices are in
-    ``trusted`` (restored from the tutor's source) are left alone.
+    ``trusted`` (restored from the tutor's source) and cells whose source is,
+    word for word, one of the tutor's (``tutors``: an instruction cell the
+    student left alone) are left as they are.
     """
     events = []
 
     def report(index, parts):
         if parts:
             name = cell_name(index)
-            events.append(Event(HTML_REMOVED, f"{name}: removed {', '.join(parts[:6])}"
-                                + (f" and {len(parts) - 6} more" if len(parts) > 6 else ""),
-                                cell=name.removeprefix("cell ")))
+            events.append(Event(HTML_REMOVED, f"{name}: removed {', '.join(parts[:12])}"
+                                + (f" and {len(parts) - 12} more" if len(parts) > 12 else ""),
+                                cell=name.removeprefix("cell ") if not name.startswith("cell number")
+                                else name))
 
     for index, cell in enumerate(nb.cells):
-        if index in trusted:
+        if index in trusted or (cell.source.strip() in tutors and "attachments" not in cell
+                                and not cell.get("outputs")):
             continue
         parts = []
         if "attachments" in cell:

@@ -118,7 +118,7 @@ def stage(submitted: Path, staged: Path, student: str, info: AssignmentInfo) -> 
             out.fatal.append(f"{shown_name(path.name)} is not a readable notebook "
                              f"({type(err).__name__}: {shown_name(str(err), 80)})")
             continue
-        nb = clean_notebook(raw, nb_info, out.events, info.markers)
+        nb = clean_notebook(raw, nb_info, out.events, info.markers, info.tutor_sources)
         try:
             nbformat.validate(nb)
         except Exception as err:  # noqa: BLE001 - reported by name
@@ -147,7 +147,8 @@ def cell_name(nb, index) -> str:
     return f"cell {gid}" if gid else f"cell number {index + 1}"
 
 
-def clean_notebook(raw: dict, nb_info: NotebookInfo, events: list, markers=None):
+def clean_notebook(raw: dict, nb_info: NotebookInfo, events: list, markers=None,
+                   tutors=frozenset()):
     """A clean notebook from a submitted one (parsed JSON); what changed is appended to ``events``.
 
     Only the cells' type, source, id, nbgrader metadata (checked against the
@@ -192,7 +193,7 @@ def clean_notebook(raw: dict, nb_info: NotebookInfo, events: list, markers=None)
             cell.metadata["nbgrader"] = raw_meta["nbgrader"]
         if any("<" in repr(v) for k, v in raw_meta.items() if k != "nbgrader"):
             out.events.append(Event(HTML_REMOVED, f"cell number {len(nb.cells) + 1}: removed its "
-                                    "metadata (HTML in metadata)"))
+                                    "metadata (HTML in metadata)", cell=f"cell number {len(nb.cells) + 1}"))
         if kind == "markdown" and isinstance(raw_cell.get("attachments"), dict):
             cell["attachments"] = raw_cell["attachments"]
         nb.cells.append(cell)
@@ -258,7 +259,7 @@ def clean_notebook(raw: dict, nb_info: NotebookInfo, events: list, markers=None)
         else:
             out.events.append(Event(CELL_DELETED, f"{'answer' if info.solution else 'locked'} cell "
                                     f"{gid} deleted", cell=gid, manual=info.solution))
-    out.events.extend(sanitize.sanitize_notebook(nb, lambda i: cell_name(nb, i), trusted))
+    out.events.extend(sanitize.sanitize_notebook(nb, lambda i: cell_name(nb, i), trusted, tutors))
     return nb
 
 

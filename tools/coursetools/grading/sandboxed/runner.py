@@ -276,7 +276,8 @@ def _shell():
     cfg.HistoryManager.hist_file = ":memory:"  # kept in memory: a trailing ";" still hides a value
     cfg.InteractiveShell.colors = "Linux"
     cfg.InteractiveShell.xmode = "Plain"
-    shell = Shell(config=cfg)
+    # The instance, so that display() (and a library calling it) publishes through it.
+    shell = Shell.instance(config=cfg)
     shell.system = shell.system_piped
     sys.stdout, sys.stderr = Stream("stdout"), Stream("stderr")
     return shell, record
