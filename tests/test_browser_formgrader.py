@@ -213,6 +213,30 @@ def _open_as_tutor(browser, port, token, submission, shot: Path) -> dict:  # noq
     return seen
 
 
+def _open_file(browser, path: Path, shot: Path) -> dict:  # noqa: F811
+    """Open a static page (feedback) as its reader would, click its links; return what happened."""
+    context = browser.new_context(viewport={"width": 1300, "height": 1000})
+    page = context.new_page()
+    requests = []
+    page.on("request", lambda r: requests.append((r.method, r.url)))
+    try:
+        page.goto(path.as_uri())
+        page.wait_for_load_state("load")
+        for link in page.locator("a").all():
+            try:
+                link.click(timeout=2000, no_wait_after=True)
+            except Exception:  # noqa: BLE001 - a link that cannot be clicked did nothing
+                pass
+        page.wait_for_timeout(1000)
+        page.screenshot(path=str(shot))
+        seen = page.evaluate("""() => ({pwned: window.__pwned || null, text: document.body.innerText,
+            images: [...document.querySelectorAll('img')].filter(i => i.complete && i.naturalWidth > 1).length})""")
+    finally:
+        context.close()
+    seen["requests"] = requests
+    return seen
+
+
 def _traces(course: Path, seen: dict) -> dict:
     return {"pwned": seen["pwned"],
             "requests": [r for r in seen["requests"] if "pwned" in r[1]
@@ -254,6 +278,14 @@ def test_no_script_of_a_submission_runs_in_formgrader(course, browser, tmp_path)
     assert seen["tables"] >= 1 and seen["images"] >= 1, seen
     # The neutralised HTML shows as text, so the tutor sees what was tried.
     assert "onerror" in seen["text"]
+
+    # Mallory's own feedback page: as inert (a static page, its own policy in a <meta>).
+    feedback = root / "feedback" / "mallory" / ASSIGNMENT / f"{ASSIGNMENT}.html"
+    page_html = feedback.read_text()
+    assert 'http-equiv="Content-Security-Policy"' in page_html and "script-src 'nonce-" in page_html
+    seen = _open_file(browser, feedback, artifacts / "03-feedback.png")
+    assert (seen["pwned"], [r for r in seen["requests"] if "pwned" in r[1]]) == (None, []), seen
+    assert "the correlation is strong and positive" in seen["text"] and seen["images"] >= 1
 
     # The control: the notebook as submitted, in a Formgrader without the guard.
     autograded = root / "autograded" / "mallory" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb"
