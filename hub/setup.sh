@@ -112,6 +112,9 @@ c = get_config()  # noqa: F821
 c.CourseDirectory.course_id = "multilevel"
 c.Exchange.root = os.environ.get("MLM_EXCHANGE_ROOT", "/srv/nbgrader/exchange")
 c.Exchange.path_includes_course = True
+# Validate names the failing question and its message (mlmhelpers.validation)
+from mlmhelpers.validation import summarise_failure
+c.Execute.on_cell_error = summarise_failure
 PY
 
 # 3. The instructors' extra configuration (the hub adds it to their
