@@ -31,7 +31,7 @@ from urllib.parse import urlsplit
 
 import jinja2
 from nbconvert.exporters import HTMLExporter
-from traitlets import Bool, default
+from traitlets import default
 
 from . import sanitize
 
@@ -143,8 +143,6 @@ class SafeHTMLExporter(HTMLExporter):
     @default("sanitize_html")
     def _sanitize_default(self):
         return True
-
-    skip_svg_encoding = Bool(False).tag(config=False)
 
     def __init__(self, *args, csp_state: CspState | None = None, **kwargs):
         self._state = csp_state or self.csp_state or CspState(script_sources=(MATHJAX_URL,))
