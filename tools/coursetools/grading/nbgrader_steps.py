@@ -20,7 +20,7 @@ from ..markers import Markers, from_config
 
 __all__ = ["nbgrader_config", "course_directory", "run_app", "first_error", "ensure_in_gradebook",
            "feedback_config", "venv_on_path", "logger", "course_markers_of", "GradebookTurn",
-           "apply_results_step", "in_turn", "MISMATCH"]
+           "apply_results_step", "in_turn", "MISMATCH", "EngineCache", "SchemaCache"]
 
 MISMATCH = "coursetools: the notebook graded is not the one run"
 
@@ -274,3 +274,41 @@ class EngineCache:
             return self.engines[key]
 
         api.create_engine = create_engine
+
+
+class SchemaCache:
+    """nbgrader's metadata checks with each JSON schema compiled once per process.
+
+    nbgrader checks every cell's nbgrader metadata with ``jsonschema.validate``,
+    which first checks the schema itself against its meta-schema: a few
+    hundred times per submission, about a tenth of a second.  :meth:`install`
+    gives nbgrader's format module a ``validate`` that compiles each schema
+    once and raises the same error (jsonschema's best match) for the same
+    metadata.
+    """
+
+    def __init__(self):
+        self.validators: dict = {}
+
+    def validate(self, instance, schema, *args, **kwargs):
+        import jsonschema
+
+        entry = self.validators.get(id(schema))
+        if entry is None or entry[0] is not schema:
+            cls = jsonschema.validators.validator_for(schema)
+            cls.check_schema(schema)
+            entry = self.validators[id(schema)] = (schema, cls(schema))
+        error = jsonschema.exceptions.best_match(entry[1].iter_errors(instance))
+        if error is not None:
+            raise error
+
+    def install(self) -> None:
+        import types
+
+        import jsonschema
+        from nbgrader.nbgraderformat import common
+
+        shim = types.SimpleNamespace(**{k: getattr(jsonschema, k) for k in dir(jsonschema)
+                                        if not k.startswith("__")})
+        shim.validate = self.validate
+        common.jsonschema = shim

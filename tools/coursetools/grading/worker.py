@@ -85,6 +85,8 @@ class Worker:
         self.executed: dict = {}  # (student, assignment, notebook) -> notebook run in the sandbox
         self.engines = steps.EngineCache()
         self.engines.install()
+        self.schemas = steps.SchemaCache()
+        self.schemas.install()
         cfg = steps.nbgrader_config(Path(setup.course_dir), setup.timeout)
         self.cfg = steps.grading_steps(cfg, self.executed, self.turn)
         self.coursedir = steps.course_directory(self.cfg)
