@@ -303,9 +303,12 @@ class _Pool:
             self.procs.append(proc)
 
     def limits_line(self) -> str:
-        if not self.hello and self.procs:
-            kind, _, text = self._next(timeout=300)
-            if kind == "hello":
+        """The run's limits, as the first worker to start describes them."""
+        waited = 0
+        while not self.hello and self.procs and waited < 300 and any(p.is_alive() for p in self.procs):
+            kind, _, text = self._next(timeout=1.0)
+            waited += 1
+            if kind in ("hello", "broken"):
                 self.hello.append(text)
         return "Limits: " + (self.hello[0] if self.hello else "unknown (no worker started)")
 
@@ -367,7 +370,11 @@ class _Pool:
 
 def _serve(setup: RunSetup, slot: int, lock, tasks, results) -> None:
     """A worker process: grade tasks from the queue until told to stop."""
-    worker = Worker.started(setup, slot, lock)
+    try:
+        worker = Worker.started(setup, slot, lock)
+    except Exception as err:  # noqa: BLE001 - said once; its submissions go to the other workers
+        results.put(("broken", slot, f"worker {slot} could not start: {type(err).__name__}: {err}"))
+        return
     results.put(("hello", slot, worker.launcher.describe()))
     try:
         while True:
