@@ -121,8 +121,9 @@ class _Finder(HTMLParser):
                 self._add(f"{name}= on <{tag}>" if not name.startswith("on")
                           else f"event handler {name}= on <{tag}>")
             elif value is not None and not _url_ok(tag, name, value):
-                scheme = _CONTROL.sub("", html.unescape(value)).split(":", 1)[0][:20]
-                self._add(f"{scheme}: URL in <{tag} {name}=>" if ":" in value else
+                scheme = _CONTROL.sub("", html.unescape(value)).split(":", 1)[0][:20].lower()
+                self._add(f"image from {value[:40]!r}" if tag == "img" else
+                          f"{scheme}: URL in <{tag} {name}=>" if ":" in value else
                           f"address {value[:40]!r} in <{tag} {name}=>")
 
     handle_startendtag = handle_starttag
@@ -133,7 +134,7 @@ def removed_parts(text: str) -> list[str]:
 
     >>> for part in removed_parts('<p>fine</p><img src=x onerror="alert(1)"><script>x</script>'):
     ...     print(part)
-    address 'x' in <img src=>
+    image from 'x'
     event handler onerror= on <img>
     <script>
     """
@@ -223,7 +224,7 @@ def sanitize_markdown(source: str, attachments=None) -> tuple[str, list[str]]:
     >>> print(text)
     Look &lt;img src=x onerror="alert(1)"&gt; here
     >>> parts
-    ["address 'x' in <img src=>", 'event handler onerror= on <img>']
+    ["image from 'x'", 'event handler onerror= on <img>']
     """
     if "<" not in source and "](" not in source and "]:" not in source and "&" not in source:
         return source, []
