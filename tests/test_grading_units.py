@@ -198,3 +198,45 @@ def test_safe_pages_give_the_nonce_to_the_templates_scripts_only():
     assert "object-src 'none'" in policy and "base-uri 'none'" in policy
     again, _ = SafeHTMLExporter(config=config).from_notebook_node(nb)
     assert nonce not in again  # every page its own nonce
+
+
+# ------------------------------------------------------------------ control groups
+
+
+def test_cgroup_v2_group_is_made_and_read_as_the_kernel_lays_it_out(tmp_path, monkeypatch):
+    """cgroup v2's files, in a folder laid out as /sys/fs/cgroup (this machine has v1 controllers)."""
+    from coursetools.grading import limits
+
+    root = tmp_path / "cgroup"
+    (root / "grader").mkdir(parents=True)
+    (root / "grader" / "cgroup.controllers").write_text("cpu memory pids\n")
+    monkeypatch.setattr(limits, "CGROUP_ROOT", root)
+    monkeypatch.setattr(limits, "_own_paths", lambda: {"": "/grader"})
+    monkeypatch.setattr(limits, "_fs_type", lambda path: "cgroup2")
+    monkeypatch.delenv("COURSETOOLS_CGROUPS", raising=False)
+    run = root / "grader" / "run"
+    run.mkdir()
+    (run / "cgroup.subtree_control").write_text("")
+    group, why = limits.detect(1, 2048, 128, "run")
+    assert why is None and group.kind == "cgroup v2"
+    slot = run / "slot1"
+    assert (run / "cgroup.subtree_control").read_text() == "+memory +pids"
+    assert (slot / "memory.max").read_text() == str(2048 * 2**20) and (slot / "pids.max").read_text() == "128"
+    assert group.procs_files == [str(slot / "cgroup.procs")]
+    (slot / "memory.events").write_text("low 0\nhigh 0\nmax 7\noom 2\noom_kill 2\n")
+    (slot / "pids.events").write_text("max 3\n")
+    assert group.counters() == {"memory": 2, "processes": 3}
+    (slot / "cgroup.procs").write_text("")
+    assert group.empty(timeout=0.1) and group.pids() == []
+
+
+def test_no_cgroup_where_the_controllers_are_missing(tmp_path, monkeypatch):
+    from coursetools.grading import limits
+
+    (tmp_path / "cgroup.controllers").write_text("cpu\n")
+    monkeypatch.setattr(limits, "CGROUP_ROOT", tmp_path)
+    monkeypatch.setattr(limits, "_own_paths", lambda: {"": "/"})
+    monkeypatch.setattr(limits, "_fs_type", lambda path: "cgroup2")
+    monkeypatch.delenv("COURSETOOLS_CGROUPS", raising=False)
+    group, why = limits.detect(1, 2048, 128, "run")
+    assert group is None and "not memory and pids" in why
