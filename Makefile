@@ -24,12 +24,16 @@ venv: $(STAMP)
 
 # Runtime pins + test and build tools (requirements-dev.txt), the helper
 # library and the tutor tools, both editable.
-$(STAMP): requirements.txt requirements-dev.txt pyproject.toml tools/pyproject.toml
+$(STAMP): requirements.txt requirements-dev.txt tools/requirements-grading.txt pyproject.toml tools/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r requirements-dev.txt
 	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e .
 	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e tools
+	# Formgrader's guard: student HTML sanitised, a Content-Security-Policy on its pages
+	mkdir -p $(VENV)/etc/jupyter/jupyter_server_config.d
+	echo '{"ServerApp": {"jpserver_extensions": {"coursetools.grading.web": true}}}' \
+		> $(VENV)/etc/jupyter/jupyter_server_config.d/coursetools.json
 	touch $(STAMP)
 
 # Wheels of every runtime requirement and of hatchling (the build backend

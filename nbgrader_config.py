@@ -71,3 +71,9 @@ c.GenerateFeedback.preprocessors = [
     ClearHiddenTestsForFeedback,
     CSSHTMLHeaderPreprocessor,
 ]
+
+# Validate's list of failing checks names the question and says what is wrong,
+# instead of showing the check's code and its whole traceback.
+from mlmhelpers.validation import summarise_failure  # noqa: E402
+
+c.Execute.on_cell_error = summarise_failure

@@ -213,7 +213,8 @@ def prepare_exchange(root: Path, instructor: str) -> Path:
 
 def hub_environment(state: Path, exchange: Path, roster: Path, port: int, ip: str = "127.0.0.1",
                     api_port: int | None = None, proxy_api_port: int | None = None,
-                    password: str | None = None, service_token: str | None = None) -> dict:
+                    password: str | None = None, service_token: str | None = None,
+                    subdomain_host: str | None = None) -> dict:
     """The environment ``hub/jupyterhub_config.py`` reads."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MLM_HUB", "JUPYTERHUB"))}
     env.update(
@@ -226,6 +227,8 @@ def hub_environment(state: Path, exchange: Path, roster: Path, port: int, ip: st
         env["MLM_HUB_PASSWORD"] = password
     if service_token is not None:
         env["MLM_HUB_SERVICE_TOKEN"] = service_token
+    if subdomain_host:
+        env["MLM_HUB_SUBDOMAIN_HOST"] = subdomain_host
     return env
 
 
@@ -269,7 +272,12 @@ def start(args) -> int:
     instructor = next(p.username for p in people if p.role == "instructor")
     prepare_exchange(exchange, instructor)
     password = _trial_password(state)
-    env = hub_environment(state, exchange, roster, args.port, args.ip, password=password)
+    host = "127.0.0.1" if args.ip in ("", "0.0.0.0") else args.ip
+    # One origin per person (jupyterhub_config.py): on this machine, <user>.localhost.
+    subdomains = args.subdomain_host or (f"http://localhost:{args.port}"
+                                         if host in ("127.0.0.1", "localhost") else None)
+    env = hub_environment(state, exchange, roster, args.port, args.ip, password=password,
+                          subdomain_host=subdomains)
     log_path = state / "jupyterhub.log"
     with open(log_path, "a") as log:
         proc = subprocess.Popen(hub_command(), cwd=state, env=env, stdout=log, stderr=subprocess.STDOUT)
@@ -278,8 +286,7 @@ def start(args) -> int:
         raise SystemExit(128 + signum)
 
     signal.signal(signal.SIGTERM, _stop)
-    host = "127.0.0.1" if args.ip in ("", "0.0.0.0") else args.ip
-    url = f"http://{host}:{args.port}/hub/login"
+    url = f"{subdomains or f'http://{host}:{args.port}'}/hub/login"
     try:
         if not wait_for_login(url, proc):
             print(f"JupyterHub did not start; its log ({log_path}) ends with:\n"
@@ -311,6 +318,9 @@ def main(argv=None) -> int:
     p_start.add_argument("--roster", help="roster CSV (default: hub/roster.csv, else hub/roster.example.csv)")
     p_start.add_argument("--port", type=int, default=8000)
     p_start.add_argument("--ip", default="127.0.0.1")
+    p_start.add_argument("--subdomain-host",
+                         help="each server at <user>.<this host> (e.g. https://hub.example.org; needs "
+                         "wildcard DNS and certificate; default on loopback: http://localhost:PORT)")
     p_remove = sub.add_parser("remove-accounts", help="delete the accounts this tool created")
     p_remove.add_argument("--roster")
     args = parser.parse_args(argv)

@@ -14,6 +14,15 @@ a trial run use this same file.
   ``$MLM_HUB_PREFIX/user`` (the course's pinned packages, the helper library).
 * nbgrader: one shared exchange folder (``$MLM_EXCHANGE_ROOT``), course id
   ``multilevel``.
+* Each person's server on a host name of its own (``MLM_HUB_SUBDOMAIN_HOST``,
+  e.g. ``https://hub.example.org``: servers at
+  ``https://<user>.hub.example.org``), so that no page a student's server
+  serves shares an origin with an instructor's (or another student's)
+  server: a script there cannot call their APIs with their cookies.
+  ``make hub`` uses ``http://localhost:PORT`` (browsers send every
+  ``*.localhost`` name to this machine); a real class needs a wildcard DNS
+  record and certificate.  Without it every server shares the hub's origin
+  (README, "Running a class").
 * Authentication for a trial: one shared password for the class
   (``$MLM_HUB_PASSWORD``), and only the roster's users may log in.  For a
   real class set ``MLM_HUB_AUTH=pam`` (the machine's own passwords) or see the
@@ -24,6 +33,7 @@ Environment variables (defaults in brackets):
 ``MLM_HUB_PREFIX`` [/opt/mlm-hub], ``MLM_HUB_STATE`` [/srv/mlm-hub] (database
 and cookie secret), ``MLM_HUB_ROSTER`` [hub/roster.csv, else
 hub/roster.example.csv], ``MLM_EXCHANGE_ROOT`` [/srv/nbgrader/exchange],
+``MLM_HUB_SUBDOMAIN_HOST`` [none: one origin for all],
 ``MLM_HUB_IP`` [127.0.0.1], ``MLM_HUB_PORT`` [8000], ``MLM_HUB_API_PORT``
 [8081], ``MLM_HUB_PROXY_API_PORT`` [8001], ``MLM_HUB_AUTH``
 [shared-password | pam], ``MLM_HUB_PASSWORD`` (shared-password only),
@@ -59,6 +69,10 @@ c.ConfigurableHTTPProxy.api_url = f"http://127.0.0.1:{os.environ.get('MLM_HUB_PR
 c.ConfigurableHTTPProxy.command = [os.path.join(PREFIX, "proxy", "node_modules", ".bin",
                                                 "configurable-http-proxy")]
 c.ConfigurableHTTPProxy.pid_file = os.path.join(STATE, "proxy.pid")
+
+# --- one origin per person: each server on a host name of its own
+if os.environ.get("MLM_HUB_SUBDOMAIN_HOST"):
+    c.JupyterHub.subdomain_host = os.environ["MLM_HUB_SUBDOMAIN_HOST"]
 
 # --- state kept between runs (root only)
 c.JupyterHub.db_url = "sqlite:///" + os.path.join(STATE, "jupyterhub.sqlite")

@@ -33,6 +33,7 @@ installed() { [[ -f "$PREFIX/.stamp-$1" && "$(cat "$PREFIX/.stamp-$1")" == "$2" 
 mark() { echo "$2" > "$PREFIX/.stamp-$1"; }
 
 envs_want="$(fingerprint "$HERE/requirements.txt" "$REPO/requirements.txt" "$REPO/pyproject.toml" \
+             "$REPO/tools/requirements-grading.txt" \
              $(find "$REPO/helpers/mlmhelpers" "$REPO/data" -type f -not -name '*.pyc' | sort))"
 proxy_want="$(fingerprint "$HERE/package.json" "$HERE/package-lock.json")"
 if ! installed envs "$envs_want" || ! installed proxy "$proxy_want"; then
@@ -75,10 +76,13 @@ if ! installed envs "$envs_want"; then
     "$PREFIX/hub/bin/python" -m pip install --quiet -r "$HERE/requirements.txt"
 
     # 2. Every user's environment: the course's pinned packages, the single-user
-    #    server (same jupyterhub version as the hub) and the helper library with
-    #    its data (a normal install, not an editable one pointing into this folder).
+    #    server (same jupyterhub version as the hub), what grading and Formgrader
+    #    add (the HTML sanitiser, tools/requirements-grading.txt: instructors grade
+    #    in this environment) and the helper library with its data (a normal
+    #    install, not an editable one pointing into this folder).
     make_env "$PREFIX/user"
-    "$PREFIX/user/bin/python" -m pip install --quiet -r "$REPO/requirements.txt" -r "$HERE/requirements.txt"
+    "$PREFIX/user/bin/python" -m pip install --quiet -r "$REPO/requirements.txt" -r "$HERE/requirements.txt" \
+        -r "$REPO/tools/requirements-grading.txt"
     "$PREFIX/user/bin/python" -m pip install --quiet --no-deps "$REPO"
 
     # nbgrader for a student (as on Binder): Validate, the assignment list and the
@@ -108,6 +112,9 @@ c = get_config()  # noqa: F821
 c.CourseDirectory.course_id = "multilevel"
 c.Exchange.root = os.environ.get("MLM_EXCHANGE_ROOT", "/srv/nbgrader/exchange")
 c.Exchange.path_includes_course = True
+# Validate names the failing question and its message (mlmhelpers.validation)
+from mlmhelpers.validation import summarise_failure
+c.Execute.on_cell_error = summarise_failure
 PY
 
 # 3. The instructors' extra configuration (the hub adds it to their
@@ -115,8 +122,12 @@ PY
 conf="$PREFIX/instructor-config"
 rm -rf "$conf"
 mkdir -p "$conf/jupyter_server_config.d" "$conf/labconfig"
+# coursetools.grading.web guards Formgrader: student HTML sanitised as it is shown and a
+# Content-Security-Policy that runs no script a submission brought (the instructors'
+# servers import it from ~/multilevel/tools, on their PYTHONPATH).
 cat > "$conf/jupyter_server_config.d/nbgrader-formgrader.json" <<'JSON'
-{"ServerApp": {"jpserver_extensions": {"nbgrader.server_extensions.formgrader": true}}}
+{"ServerApp": {"jpserver_extensions": {"nbgrader.server_extensions.formgrader": true,
+                                       "coursetools.grading.web": true}}}
 JSON
 # JupyterLab shows the formgrader in a frame of the instructor's own server;
 # JupyterHub's default for single-user servers forbids every frame.

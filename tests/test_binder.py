@@ -246,7 +246,9 @@ def test_validate_student_version_reports_unanswered(binder_lab):
     verdict = _validate(binder_lab, "practicals/practical1/practical1.ipynb")
     failed = verdict.get("failed", [])
     assert failed, verdict
-    assert any("corr_gcse" in cell["source"] for cell in failed), [c["source"][:80] for c in failed]
+    # named by its question, with the message (mlmhelpers.validation), not the check's code
+    assert any(cell["source"] == "Question 1" and "corr_gcse" in cell["error"] for cell in failed), \
+        [(c["source"][:80], c["error"][:80]) for c in failed]
 
 
 def test_binder_badges_start_the_student_branch():

@@ -77,8 +77,11 @@ def _first_answer(student_nb: Path, solution_nb: Path) -> dict:
     answer = "\n".join(line for line in source.splitlines()
                        if line.strip() not in ("### BEGIN SOLUTION", "### END SOLUTION"))
     # The index among the notebook's cells is the index among the rendered cells.
-    return {"index": i, "grade_id": grade_id, "test_source": cells[test_index].source.strip(),
-            "test_index": test_index, "answer": answer.strip()}
+    from mlmhelpers.validation import question_of
+
+    test_source = cells[test_index].source.strip()
+    return {"index": i, "grade_id": grade_id, "test_source": test_source,
+            "question": question_of(test_source), "test_index": test_index, "answer": answer.strip()}
 
 
 @pytest.fixture(scope="module")
@@ -302,8 +305,10 @@ def _run_steps(me: Student, lab: dict, answer: dict):
     me.close_dialog()
     assert "validation-failed" in before["classes"], before["text"][:2000]
     failed_before = [f["source"] for f in before["failed"]]
-    assert answer["test_source"] in failed_before, (
+    # Validate names the question and its message, not the check's code (mlmhelpers.validation).
+    assert answer["question"] in failed_before, (
         f"before answering, the test of {answer['grade_id']} should fail; failures: {failed_before}")
+    assert not any("check_answer(" in f["source"] + f["error"] for f in before["failed"]), before["failed"]
 
     # 4b. Type the model answer, run it and its test cell.
     editor = cell.locator(".cm-content")
@@ -327,7 +332,7 @@ def _run_steps(me: Student, lab: dict, answer: dict):
     me.shot("validate-after-answer")
     me.close_dialog()
     failed_after = [f["source"] for f in after["failed"]]
-    assert answer["test_source"] not in failed_after, (
+    assert answer["question"] not in failed_after, (
         f"the test of {answer['grade_id']} still fails after the model answer: {after['text'][:2000]}")
     # The other questions are unanswered, so Validate must still report them.
     assert "validation-failed" in after["classes"] and failed_after, after["text"][:2000]

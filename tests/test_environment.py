@@ -4,6 +4,9 @@
   ``environment.yml`` (Binder) pins exactly the same and nothing else;
 * ``requirements-dev.txt`` adds the maintainers' test and build tools on top
   (``-r requirements.txt``), and none of those reaches students;
+* ``tools/requirements-grading.txt`` pins what grading adds (the HTML
+  sanitiser), included by ``requirements-dev.txt`` and installed by the hub's
+  ``setup.sh``; students never get it;
 * the build backend the two ``pyproject.toml`` files ask for is the pinned one;
 * the installed versions are the pinned ones.
 """
@@ -17,6 +20,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 PIN = re.compile(r"^\s*-?\s*([A-Za-z0-9_.\-\[\]]+)\s*==\s*([^\s#]+)")
 DEV_TOOLS = {"pytest", "pytest-xdist", "nbval", "playwright", "hatchling"}
+GRADING = REPO / "tools" / "requirements-grading.txt"
 
 
 def _pins(path: Path) -> dict[str, str]:
@@ -38,7 +42,9 @@ def test_requirements_pin_exactly():
     assert runtime, "requirements.txt is empty"
     dev = _entries(REPO / "requirements-dev.txt")
     assert dev[0] == "-r requirements.txt", "requirements-dev.txt builds on the runtime pins"
-    loose = [e for e in runtime + dev[1:] if "==" not in e]
+    assert dev[1] == "-r tools/requirements-grading.txt", "requirements-dev.txt includes grading's pins"
+    grading = _entries(GRADING)
+    loose = [e for e in runtime + dev[2:] + grading if "==" not in e]
     assert not loose, f"every requirement must be pinned with ==: {loose}"
 
 
@@ -46,6 +52,7 @@ def test_runtime_and_development_apart():
     runtime, dev = _pins(REPO / "requirements.txt"), _pins(REPO / "requirements-dev.txt")
     assert set(dev) == DEV_TOOLS, f"requirements-dev.txt should add exactly {sorted(DEV_TOOLS)}"
     assert not set(runtime) & DEV_TOOLS, f"students would install {sorted(set(runtime) & DEV_TOOLS)}"
+    assert set(_pins(GRADING)) == {"nh3"} and not set(runtime) & {"nh3"}
     assert {"jupyterlab", "nbgrader", "numpy", "scipy", "pandas", "statsmodels", "matplotlib",
             "ipywidgets"} <= set(runtime)
 
@@ -92,6 +99,6 @@ def test_build_backend_is_the_pinned_hatchling():
 def test_installed_versions_match_pins():
     from importlib.metadata import version
 
-    pins = _pins(REPO / "requirements.txt") | _pins(REPO / "requirements-dev.txt")
+    pins = _pins(REPO / "requirements.txt") | _pins(REPO / "requirements-dev.txt") | _pins(GRADING)
     for name, pinned in pins.items():
         assert version(name) == pinned, f"{name}: installed {version(name)}, pinned {pinned}"

@@ -120,15 +120,15 @@ def _generate_student_version(course: Path):
     from nbgrader.converters import GenerateAssignment
     from nbgrader.utils import temp_attrs
 
-    from coursetools import grading
+    from coursetools.grading import nbgrader_steps as steps
 
-    grading._venv_on_path()
-    cfg = grading._config(course)
-    coursedir = grading._coursedir(cfg)
+    steps.venv_on_path()
+    cfg = steps.nbgrader_config(course)
+    coursedir = steps.course_directory(cfg)
     with temp_attrs(coursedir, assignment_id=ASSIGNMENT):
-        app = GenerateAssignment(coursedir=coursedir, config=cfg, log=grading._logger())
+        app = GenerateAssignment(coursedir=coursedir, config=cfg, log=steps.logger())
         app.force = True
-        result = grading._run_app(app)
+        result = steps.run_app(app)
     assert result["success"], result.get("log", "") + result.get("error", "")
     path = course / "practicals" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb"
     return nbformat.read(path, as_version=4)
@@ -174,7 +174,7 @@ def _lines(stdout: str) -> dict[str, str]:
 @pytest.fixture(scope="module", autouse=True)
 def _sandbox_available():
     """Grading runs student code only in a bubblewrap sandbox: fail (never skip) without it."""
-    from coursetools.sandbox import SandboxUnavailable, check_sandbox
+    from coursetools.grading.sandbox import SandboxUnavailable, check_sandbox
 
     try:
         check_sandbox()
@@ -321,9 +321,9 @@ def _give_manual_marks(course: Path, src: Source, student: str) -> None:
     """The tutor's marks for every written answer, straight into the gradebook."""
     from nbgrader.api import Gradebook
 
-    from coursetools import grading
+    from coursetools.grading import nbgrader_steps as steps
 
-    coursedir = grading._coursedir(grading._config(course))
+    coursedir = steps.course_directory(steps.nbgrader_config(course))
     with Gradebook(coursedir.db_url, coursedir.course_id) as gb:
         for name, points in src.manual_points.items():
             gb.find_grade(name, ASSIGNMENT, ASSIGNMENT, student).manual_score = points
@@ -365,10 +365,10 @@ def test_feedback_fallback_clears_hidden_tests_and_their_tracebacks():
     from nbformat.v4 import new_code_cell, new_output
     from traitlets.config import Config
 
-    from coursetools import grading
+    from coursetools.grading import nbgrader_steps
+    from coursetools.practicals import ClearHiddenTestsForFeedback as cls
 
-    steps = grading._feedback_config(Config()).GenerateFeedback.preprocessors
-    cls = grading._clear_hidden_tests_class()
+    steps = nbgrader_steps.feedback_config(Config()).GenerateFeedback.preprocessors
     assert cls in steps
     cell = new_code_cell(
         "assert x > 0, 'x should be positive'\n### BEGIN HIDDEN TESTS\n"

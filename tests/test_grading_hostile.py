@@ -283,7 +283,7 @@ def test_student_code_runs_without_privileges(hostile):
     gids = {int(g) for g in status["Gid"].split()}
     assert 0 not in uids and 0 not in gids and status["Groups"].strip() in ("", str(min(gids)))
     if os.geteuid() == 0:
-        from coursetools import sandbox
+        from coursetools.grading import sandbox
 
         assert len(uids) == 1 and sandbox.UID_BASE < uids.pop() <= sandbox.UID_BASE + 2  # --jobs 2
         assert re.search(r"PARENT (\d+)", text).group(1) == "0"
@@ -440,7 +440,7 @@ PROBE = textwrap.dedent('''\
 
 
 def test_sandbox_protections(tmp_path):
-    from coursetools import sandbox
+    from coursetools.grading import sandbox
 
     # A duration no other sleep on the machine has: other tests' sleeps do not count.
     duration = f"30.{uuid.uuid4().int % 10**6:06d}"
@@ -488,7 +488,7 @@ def test_grading_refuses_without_a_sandbox_unless_told_so(tmp_path):
 
 def test_plain_values_only_cross_from_the_sandbox():
     """The clean test process rebuilds plain values and refuses anything else."""
-    from coursetools import tester
+    from coursetools.grading import tester
 
     assert tester.decode({"t": "float", "v": "0.5"}) == 0.5
     assert type(tester.decode({"t": "float", "v": "0.5"})) is float
@@ -515,15 +515,16 @@ def test_staging_repairs_and_names_every_change(tmp_path, src):
     """Tampered metadata, copied cells, unknown ids: repaired, and each named (no notebook run)."""
     from nbgrader.api import Gradebook
 
-    from coursetools import grading, submission
+    from coursetools.grading import assignment_info, course_directory, ensure_in_gradebook, \
+        nbgrader_config, stage
 
     course = _make_course(tmp_path)
     student_nb = json.loads(json.dumps(_generate_student_version(course)))
-    cfg = grading._config(course)
-    coursedir = grading._coursedir(cfg)
-    assert grading._ensure_in_gradebook(coursedir, cfg, ASSIGNMENT) is None
+    cfg = nbgrader_config(course)
+    coursedir = course_directory(cfg)
+    assert ensure_in_gradebook(coursedir, cfg, ASSIGNMENT) is None
     with Gradebook(coursedir.db_url, coursedir.course_id) as gb:
-        info = submission.assignment_info(gb, coursedir, ASSIGNMENT)
+        info = assignment_info(gb, coursedir, ASSIGNMENT)
 
     cells = student_nb["cells"]
     test_id, points = src.first_test
@@ -544,7 +545,7 @@ def test_staging_repairs_and_names_every_change(tmp_path, src):
     (folder / "timestamp.txt").write_text("2026-12-03 09:00:00.000000 UTC")
     (folder / "submission_secret.txt").write_text("f00d" * 32)
 
-    staged = submission.stage(folder, tmp_path / "staged", "mallory", info)
+    staged = stage(folder, tmp_path / "staged", "mallory", info)
     assert staged.fatal == []
     # release_feedback names the feedback file from the secret: it must travel on
     for kept in ("timestamp.txt", "submission_secret.txt"):
@@ -569,5 +570,5 @@ def test_staging_repairs_and_names_every_change(tmp_path, src):
     broken = tmp_path / "broken"
     broken.mkdir()
     (broken / f"{ASSIGNMENT}.ipynb").write_text('{"cells": [')
-    staged = submission.stage(broken, tmp_path / "staged-broken", "trudy", info)
+    staged = stage(broken, tmp_path / "staged-broken", "trudy", info)
     assert staged.fatal and f"{ASSIGNMENT}.ipynb is not a readable notebook" in staged.fatal[0]

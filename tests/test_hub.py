@@ -50,6 +50,7 @@ import nbformat
 import pytest
 import requests
 from _labserver import fresh_artifacts, free_port
+from urllib.parse import urlsplit
 from test_browser import browser  # noqa: F401 - the course's Chromium fixture
 
 REPO = Path(__file__).resolve().parents[1]
@@ -69,6 +70,28 @@ PARTIAL = ("q1_corr", "q2_slope")
 WORK_ROOT = Path("/srv/mlm-hub-test")
 
 pytestmark = [pytest.mark.slow]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _localhost_names():
+    """Resolve every ``*.localhost`` name to this machine, as browsers do (RFC 6761).
+
+    The hub serves each person's server on a host name of its own
+    (``<user>.localhost``); Chromium resolves those by itself, Python's
+    resolver needs this.
+    """
+    import socket
+
+    original = socket.getaddrinfo
+
+    def getaddrinfo(host, *args, **kwargs):
+        if isinstance(host, str) and host.endswith(".localhost"):
+            host = "127.0.0.1"
+        return original(host, *args, **kwargs)
+
+    socket.getaddrinfo = getaddrinfo
+    yield
+    socket.getaddrinfo = original
 
 
 # --------------------------------------------------------------------------- helpers
@@ -163,7 +186,9 @@ class Hub:
         return self.sessions[user]
 
     def user_url(self, user: str, path: str) -> str:
-        return f"{self.url}/user/{user}/{path.lstrip('/')}"
+        """The address of ``path`` on ``user``'s server: on a host name of its own."""
+        parts = urlsplit(self.url)
+        return f"{parts.scheme}://{user}.{parts.netloc}/user/{user}/{path.lstrip('/')}"
 
     def call(self, user: str, method: str, path: str, as_user: str | None = None, **kw):
         """A request to ``user``'s server made with ``as_user``'s token (default: the owner's)."""
@@ -259,13 +284,13 @@ def hub(artifacts):
         port = free_port()
         password = secrets.token_urlsafe(12)
         service_token = secrets.token_hex(32)
+        url = f"http://localhost:{port}"
         env = classhub.hub_environment(state, exchange, roster, port, api_port=free_port(),
                                        proxy_api_port=free_port(), password=password,
-                                       service_token=service_token)
+                                       service_token=service_token, subdomain_host=url)
         with open(log_path, "w") as log:
             proc = subprocess.Popen(classhub.hub_command(), cwd=state, env=env, stdout=log,
                                     stderr=subprocess.STDOUT)
-        url = f"http://127.0.0.1:{port}"
         if not classhub.wait_for_login(f"{url}/hub/login", proc):
             pytest.fail("JupyterHub did not start:\n" + log_path.read_text()[-4000:])
         yield Hub(url, service_token, password, exchange, log_path)
@@ -463,7 +488,19 @@ def test_instructors_have_formgrader_students_do_not(hub, round_trip):
     # JupyterLab shows it in a frame of the instructor's own page: allowed there only.
     page = hub.call(INSTRUCTOR, "GET", "formgrader/manage_assignments")
     assert page.status_code == 200 and "Manage Assignments" in page.text
-    assert page.headers["Content-Security-Policy"] == "frame-ancestors 'self'"
+    # Formgrader's guard (coursetools.grading.web): scripts only with the page's nonce,
+    # framed only by the instructor's own server.
+    csp = page.headers["Content-Security-Policy"]
+    assert "script-src 'nonce-" in csp and "frame-ancestors 'self'" in csp, csp
+    assert "object-src 'none'" in csp and "base-uri 'none'" in csp, csp
+    nonce = csp.split("'nonce-", 1)[1].split("'", 1)[0]
+    assert f'<script nonce="{nonce}"' in page.text
+    # Every person's server on a host name of its own: no student's page shares the
+    # instructor's origin, and the instructor's cookies are for that host only.
+    hosts = {urlsplit(hub.user_url(user, "")).netloc for user in [INSTRUCTOR, *STUDENTS]}
+    assert len(hosts) == 1 + len(STUDENTS), hosts
+    assert all("domain=" not in c.lower() for c in page.raw.headers.getlist("Set-Cookie")), \
+        page.raw.headers.getlist("Set-Cookie")
     student_csp = hub.call("mlmt-student1", "GET", "lab").headers["Content-Security-Policy"]
     assert student_csp.startswith("frame-ancestors 'none'"), student_csp
     # ... and does not exist on a student's server.
@@ -481,7 +518,7 @@ def test_instructors_have_formgrader_students_do_not(hub, round_trip):
     env = dict(item.decode().split("=", 1) for item in environs[0] if b"=" in item)
     assert env["JUPYTER_CONFIG_PATH"] == str(classhub.PREFIX / "instructor-config")
     tools = Path(env["PYTHONPATH"])
-    assert tools == Path(f"/home/{INSTRUCTOR}/{COURSE}/tools") and (tools / "coursetools" / "grading.py").exists()
+    assert tools == Path(f"/home/{INSTRUCTOR}/{COURSE}/tools") and (tools / "coursetools" / "grading" / "__init__.py").exists()
 
 
 def test_students_fetch_and_submit_through_the_exchange(round_trip):

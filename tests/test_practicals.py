@@ -507,9 +507,15 @@ def test_untouched_student_version_fails_validation(name, tmp_path):
     results = _validate(work / f"{name}.ipynb", _config(tmp_path))
     nb = nbformat.read(work / f"{name}.ipynb", as_version=4)
     failed = {f["source"] for f in results.get("failed", [])}
-    # every test cell fails, and every manually graded answer is reported as missing
-    expected = {c.source.strip() for c in nb.cells if _nbgrader(c).get("grade")}
+    # every test cell fails (named by its question: mlmhelpers.validation), and every
+    # manually graded answer is reported as missing
+    from mlmhelpers.validation import question_of
+
+    expected = {question_of(c.source, _nbgrader(c)["grade_id"]) if c.cell_type == "code" else c.source.strip()
+                for c in nb.cells if _nbgrader(c).get("grade")}
     assert failed == expected, "every graded cell of an untouched notebook must fail"
+    errors = [f["raw_error"] for f in results["failed"] if f["source"].startswith("Question")]
+    assert errors and not any("Traceback" in e or "check_answer(" in e for e in errors), errors[:2]
 
 
 @pytest.mark.slow

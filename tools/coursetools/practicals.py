@@ -251,8 +251,17 @@ def generate_practicals(root=None, output=None, assignments=ASSIGNMENTS, mode="p
 # finishing a student version: mode text, answer checks, language_info
 # ---------------------------------------------------------------------------
 
-_SOLUTION = re.compile(r"### BEGIN SOLUTION\n.*?### END SOLUTION", re.S)
-_HIDDEN = re.compile(r"### BEGIN HIDDEN TESTS\n(.*?)\n### END HIDDEN TESTS", re.S)
+
+
+def _markers_of(solution):
+    """nbgrader's markers (:mod:`coursetools.markers`) of the course a solution belongs to."""
+    from .markers import course_markers
+
+    if not hasattr(solution, "cells"):
+        for parent in Path(solution).resolve().parents:
+            if (parent / "nbgrader_config.py").exists():
+                return course_markers(parent)
+    return course_markers()
 
 
 def _number(node) -> float:
@@ -263,13 +272,13 @@ def _number(node) -> float:
     raise ValueError(f"not a literal number: {ast.unparse(node)}")
 
 
-def _hidden_tests(source: str) -> list[tuple[str, dict]]:
+def _hidden_tests(source: str, markers) -> list[tuple[str, dict]]:
     """(variable, how the grader checks it) for each assert of a hidden-test region."""
-    match = _HIDDEN.search(source)
-    if not match:
+    bodies = [body for kind, body in markers.regions(source) if kind == "HIDDEN TESTS"]
+    if not bodies:
         return []
     found = []
-    for stmt in ast.parse(match.group(1)).body:
+    for stmt in ast.parse(bodies[0]).body:
         test = stmt.test if isinstance(stmt, ast.Assert) else None
         if isinstance(test, ast.Call) and ast.unparse(test.func) == "np.isclose" \
                 and isinstance(test.args[0], ast.Name):
@@ -343,6 +352,7 @@ def answer_checks(solution, assignment: str, mode: str = "practice") -> dict:
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, not {mode!r}")
     nb = solution if hasattr(solution, "cells") else nbformat.read(str(solution), as_version=4)
+    markers = _markers_of(solution)
     answers, names = {}, {}
     heading, question, last_markdown = "the top of the notebook", None, ""
     for cell in nb.cells:
@@ -360,8 +370,8 @@ def answer_checks(solution, assignment: str, mode: str = "practice") -> dict:
         meta = cell.metadata.get("nbgrader", {})
         if meta.get("grade") and not meta.get("solution"):
             mistakes = cell.metadata.get("practice", {}).get("mistakes", {})
-            tested = _hidden_tests(cell.source)
-            visible = cell.source.split("### BEGIN HIDDEN TESTS")[0]
+            tested = _hidden_tests(cell.source, markers)
+            visible = markers.visible_part(cell.source)
             for name, how in tested:
                 if f'check_answer("{name}", {name})' not in visible:
                     raise ValueError(f"{assignment}/{meta.get('grade_id')}: the visible test must end "
@@ -398,7 +408,7 @@ def answer_checks(solution, assignment: str, mode: str = "practice") -> dict:
         defined = _assigned(cell.source)
         if meta.get("solution"):
             # only the names the question asks for, not the model answer's helpers
-            shown = last_markdown + _SOLUTION.sub("", cell.source)
+            shown = last_markdown + markers.without_regions(cell.source, ("SOLUTION",))
             defined = [n for n in defined if re.search(rf"\b{re.escape(n)}\b", shown)]
         for name in defined:
             names.setdefault(name, where)

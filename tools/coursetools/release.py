@@ -67,13 +67,9 @@ SHIPPED = (
 #: Student-only files, copied from tools/student-edition/ to the edition's root.
 STUDENT_FILES = ("README.md", "Makefile", "nbgrader_config.py", ".gitignore")
 
-#: nbgrader's delimiters and the headings of the model answers and rubrics.
-MARKERS = (
-    "BEGIN SOLUTION", "END SOLUTION", "BEGIN HIDDEN TESTS", "END HIDDEN TESTS",
-    "**Model answer", "**Marking rubric",
-)
-_REGION = re.compile(
-    r"### BEGIN (SOLUTION|HIDDEN TESTS)[^\n]*\n(.*?)### END \1", re.S)
+#: The headings of the model answers and rubrics; nbgrader's own delimiters come from
+#: the course's configuration (:mod:`coursetools.markers`).
+HEADINGS = ("**Model answer", "**Marking rubric")
 #: Kept when the output folder is emptied: the student branch's git worktree link and the
 #: .venv of the edition's own `make lab` (both ignored by the edition's git).
 KEPT = (".git", ".venv")
@@ -103,11 +99,14 @@ def _cell_sources(path: Path) -> list[str]:
 
 def public_lines(repo: Path) -> set[str]:
     """Lines students are meant to see: the lectures and the practicals outside the secret regions."""
+    from .markers import course_markers
+
+    markers = course_markers(repo)
     public = set()
     notebooks = [repo / f for f in _git_files(repo, ["course", "solutions"]) if f.endswith(".ipynb")]
     for path in notebooks:
         for source in _cell_sources(path):
-            public.update(line.strip() for line in _REGION.sub("", source).splitlines())
+            public.update(line.strip() for line in markers.without_regions(source).splitlines())
     return public
 
 
@@ -140,13 +139,16 @@ def secret_lines(repo: Path | str = REPO) -> dict[str, set[str]]:
     True
     """
     repo = Path(repo)
+    from .markers import course_markers
+
+    markers = course_markers(repo)
     public = public_lines(repo)
     found: dict[str, set[str]] = {"SOLUTION": set(), "HIDDEN TESTS": set()}
     for rel in _git_files(repo, ["solutions"]):
         if not rel.endswith(".ipynb"):
             continue
         for source in _cell_sources(repo / rel):
-            for kind, body in _REGION.findall(source):
+            for kind, body in markers.regions(source):
                 found[kind].update(
                     s for s in (line.strip() for line in body.splitlines())
                     if len(s) >= MIN_SECRET_LENGTH and s not in public)
@@ -185,7 +187,10 @@ def find_leaks(edition: Path | str, secrets: dict[str, set[str]] | None = None) 
     >>> find_leaks(folder)
     ["notes.md: marker 'BEGIN HIDDEN TESTS'"]
     """
+    from .markers import course_markers
+
     edition = Path(edition)
+    markers = course_markers().all + HEADINGS
     secrets = secret_lines() if secrets is None else secrets
     leaks = []
     for path in sorted(p for p in edition.rglob("*")
@@ -195,7 +200,7 @@ def find_leaks(edition: Path | str, secrets: dict[str, set[str]] | None = None) 
         if lines is None:
             continue
         text = "\n".join(lines)
-        leaks += [f"{rel}: marker {m!r}" for m in MARKERS if m in text]
+        leaks += [f"{rel}: marker {m!r}" for m in markers if m in text]
         present = set(lines)
         for kind, kind_lines in secrets.items():
             leaks += [f"{rel}: {kind.lower()} line {s!r}" for s in sorted(kind_lines & present)]

@@ -11,3 +11,9 @@ c = get_config()  # noqa: F821 - provided by nbgrader when it reads this file
 c.CourseDirectory.course_id = "multilevel"
 c.Execute.timeout = 120
 c.Execute.interrupt_on_timeout = True
+
+# Validate's list of failing checks names the question and says what is wrong,
+# instead of showing the check's code and its whole traceback.
+from mlmhelpers.validation import summarise_failure  # noqa: E402
+
+c.Execute.on_cell_error = summarise_failure

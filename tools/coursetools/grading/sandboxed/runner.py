@@ -1,4 +1,4 @@
-"""Execute one student notebook inside the grading sandbox (see coursetools.sandbox).
+"""Execute one student notebook inside the grading sandbox (see coursetools.grading.sandbox).
 
 Run as ``python -I runner.py /job/job.json`` inside a fresh sandbox, or called
 by ``zygote.py`` in a process that has just entered one.  Nothing here is
@@ -28,16 +28,10 @@ import shutil
 import sys
 import time
 
-PROGRESS = "@@coursetools-cell "
-RESULT = "@@coursetools-result"
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from protocol import cut as _cut, progress_line, result_frame  # noqa: E402 - shared with the grader
+
 GRACE = 5.0  # seconds a cell has to stop after its interrupt
-
-
-def _cut(text, limit, what):
-    if len(text) <= limit:
-        return text
-    return (text[:limit] + f"\n... [output cut by the grader: {what} of {len(text):,} characters; "
-            f"the limit is {limit:,}] ...\n")
 
 
 def _limit_outputs(outputs, limit):
@@ -99,7 +93,7 @@ def _leftover(spare=()):
 def _emit(doc):
     # Anything else written to this stdout (a library printing from C) comes
     # before the marker; the grader reads what follows the last marker.
-    os.write(1, ("\n" + RESULT + "\n" + json.dumps(doc)).encode())
+    os.write(1, result_frame(doc))
 
 
 # ---------------------------------------------------------------------------
@@ -282,7 +276,8 @@ def _shell():
     cfg.HistoryManager.hist_file = ":memory:"  # kept in memory: a trailing ";" still hides a value
     cfg.InteractiveShell.colors = "Linux"
     cfg.InteractiveShell.xmode = "Plain"
-    shell = Shell(config=cfg)
+    # The instance, so that display() (and a library calling it) publishes through it.
+    shell = Shell.instance(config=cfg)
     shell.system = shell.system_piped
     sys.stdout, sys.stderr = Stream("stdout"), Stream("stderr")
     return shell, record
@@ -329,7 +324,7 @@ def execute(job_path, progress_fd):
         record["outputs"] = outputs
         os.write(progress_fd, f"s{index}\n".encode())
         if index >= 0:
-            print(PROGRESS + str(index), file=sys.__stderr__, flush=True)
+            print(progress_line(index), file=sys.__stderr__, flush=True)
         now = time.monotonic()
         try:
             shell.run_cell(source, store_history=True)

@@ -156,6 +156,7 @@ def main():
     sys.modules.setdefault("rfc3987_syntax", None)
     here = os.path.dirname(os.path.abspath(__file__))
     sys.path.insert(0, here)
+    import protocol
     import runner
 
     for statement in json.loads(sys.argv[1]):
@@ -167,7 +168,7 @@ def main():
     _warm_up()
 
     sock = socket.socket(fileno=0)
-    sock.sendall(b"ready")
+    sock.sendall(protocol.READY)
     while True:
         try:
             message, fds, _, _ = socket.recv_fds(sock, 1 << 16, 2)
@@ -181,6 +182,11 @@ def main():
             code = 71
             try:
                 os.dup2(fds[1], 2)  # a failure to enter is reported to the grader
+                for procs in request.get("cgroup_procs") or []:
+                    # the submission's control group (whole-submission limits), joined
+                    # before anything of the sandbox runs; children inherit it
+                    with open(procs, "w") as fh:
+                        fh.write(str(os.getpid()))
                 _enter(int(request["pid"]), request["cwd"], fds[0], fds[1])
                 code = runner.supervise(request["job"], child_setup=lambda: _drop(request))
             except BaseException as err:  # noqa: BLE001

@@ -8,8 +8,10 @@ package ``bubblewrap``):
   system's ``/usr`` (and ``/lib*``), a few files of ``/etc`` (dynamic linker
   cache, certificates, fonts), the Python installation and virtual
   environment of the grader, the helper library and the course data;
-  everything it may write (``/tmp``, the home folder, the working folder) is
-  a size-limited memory file system that vanishes with the sandbox;
+  everything it may write (``/tmp``, the home folder ``/home/student`` and the
+  working folder ``/submission``, both links into ``/tmp``) is one
+  size-limited memory file system (the submission's disk) that vanishes with
+  the sandbox;
 * no network (a new network namespace with only loopback), its own process,
   IPC and host-name namespaces, a new session (no terminal to inject into);
 * an unprivileged user with no capabilities and ``no_new_privs``: when the
@@ -39,7 +41,8 @@ import sysconfig
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["SandboxUnavailable", "Limits", "check_sandbox", "sandbox_command", "INSTALL_HINT"]
+__all__ = ["SandboxUnavailable", "Limits", "check_sandbox", "sandbox_command", "INSTALL_HINT",
+           "python_executable"]
 
 INSTALL_HINT = (
     "Grading runs every submission in a bubblewrap sandbox. Install it with "
@@ -57,12 +60,20 @@ class SandboxUnavailable(RuntimeError):
 
 @dataclass
 class Limits:
-    """Resource limits of one sandbox (all per submission)."""
+    """Resource limits of one sandbox.
+
+    Per process (rlimits): address space, file size, open files, CPU time.
+    For the whole submission: its memory (the sum over its processes, with a
+    control group; see :mod:`.limits`), its processes and threads, its disk
+    (the one memory file system it may write) and, set by the grader, its
+    wall-clock time.
+    """
 
     memory_mb: int = 4096        # address space of each process (RLIMIT_AS)
-    processes: int = 256         # processes and threads of the sandbox user
+    total_memory_mb: int = 4096  # memory of all the submission's processes together
+    processes: int = 256         # processes and threads of the whole submission
     file_mb: int = 256           # largest file a process may write
-    tmp_mb: int = 512            # each writable memory file system
+    disk_mb: int = 1024          # everything the submission writes (/tmp, home, working folder)
     open_files: int = 1024
     cpu_seconds: int = 3600      # CPU time of each process
 
@@ -82,6 +93,18 @@ def _setpriv() -> str | None:
 
 def _ancestors(path: Path) -> list[Path]:
     return [p for p in reversed(path.parents) if str(p) != "/"]
+
+
+def python_executable() -> str:
+    """This Python as a sandbox runs it: the environment's folder resolved, the file name kept.
+
+    A virtual environment that is a symbolic link (``.venv -> /elsewhere/venv``)
+    is mounted at its resolved place; the sandbox must run it from there.  The
+    file name is kept (``bin/python``, itself a link to the base Python), so
+    Python still finds the environment's ``pyvenv.cfg`` beside it.
+    """
+    exe = Path(sys.executable)
+    return str(exe.parent.resolve() / exe.name)
 
 
 def _python_paths() -> list[Path]:
@@ -181,8 +204,12 @@ def sandbox_command(
         if host.exists():
             cmd += ["--ro-bind", str(host), str(host)]
     cmd += ["--proc", "/proc", "--dev", "/dev"]
-    for tmp in ("/tmp", "/home/student", cwd):
-        cmd += ["--perms", "1777", "--size", str(limits.tmp_mb * 1024 * 1024), "--tmpfs", tmp]
+    # One memory file system is all the submission may write: its disk.  The home
+    # folder and the working folder are links into it.
+    cmd += ["--perms", "1777", "--size", str(limits.disk_mb * 1024 * 1024), "--tmpfs", "/tmp"]
+    cmd += ["--perms", "0755", "--dir", "/home"]
+    for name, where in (("home", "/home/student"), ("work", cwd)):
+        cmd += ["--perms", "1777", "--dir", f"/tmp/.{name}", "--symlink", f"/tmp/.{name}", where]
     made: set[Path] = set()
     paths = _python_paths()
     paths = [p for p in paths if not any(q != p and q in p.parents for q in paths)]
@@ -240,7 +267,7 @@ def check_sandbox() -> None:
     if not _setpriv() or not shutil.which("prlimit"):
         raise SandboxUnavailable("`setpriv` and `prlimit` (Debian package util-linux) are needed. "
                                  + INSTALL_HINT)
-    cmd = sandbox_command([sys.executable, "-I", "-c", "print('ok')"], slot=0, ro_binds={},
+    cmd = sandbox_command([python_executable(), "-I", "-c", "print('ok')"], slot=0, ro_binds={},
                           limits=Limits(), env={"PATH": "/usr/bin:/bin"}, cwd="/submission")
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     out, err = proc.communicate(timeout=60)
