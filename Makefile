@@ -8,6 +8,7 @@
 #                       (MODE=assessed: practicals with form checks only)
 #   make lab-student  - build it and start JupyterLab on it as students see it
 #   make slides       - render the lectures as slides that open offline (build/slides)
+#   make worked       - the practicals' worked solutions, to publish after the deadline (build/worked)
 SHELL := /bin/bash
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
@@ -18,7 +19,7 @@ RELEASE := build/student
 # Two workers: the suite is dominated by notebook execution.
 PYTEST_ARGS ?= -n 2 --dist loadfile
 
-.PHONY: lab lab-student release test system-packages venv slides slides-js grade bench clean
+.PHONY: lab lab-student release test system-packages venv slides slides-js grade bench clean worked
 
 venv: $(STAMP)
 
@@ -80,6 +81,9 @@ test: system-packages $(STAMP) $(WHEELHOUSE) $(SLIDES_JS)
 
 slides-js: $(SLIDES_JS)
 
+worked: $(STAMP)
+	$(PY) -m coursetools.worked --out build/worked
+
 slides: $(STAMP) $(SLIDES_JS)
 	$(PY) -m coursetools.slides course build/slides
 
@@ -91,7 +95,7 @@ bench: $(STAMP)
 
 # Keeps build/student when it is a git worktree of the student branch.
 clean:
-	rm -rf $(VENV) .pytest_cache build/slides tools/slides/node_modules
+	rm -rf $(VENV) .pytest_cache build/slides build/worked tools/slides/node_modules
 	if [ ! -e $(RELEASE)/.git ]; then rm -rf $(RELEASE); fi
 
 # A JupyterHub for a whole class on this machine (run as root): installs the

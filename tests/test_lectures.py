@@ -439,8 +439,20 @@ def test_landing_page_plans_the_day():
     slots = {re.sub(r" —.*", "", r.split("|")[2].strip()): int(re.search(r"(\d+) min", r).group(1)) for r in rows}
     wanted = [f"Part {n}" for n in range(1, 8)] + [f"Practical {n}" for n in range(1, 5)]
     assert [w for w in wanted if w not in slots] == [], f"timetable rows: {list(slots)}"
-    assert all(15 <= slots[w] <= 60 for w in wanted), slots
+    # Part 7 closes the day in the original's ten-minute wrap-up and is read in full afterwards
+    assert all(15 <= slots[w] <= 60 for w in wanted if w != "Part 7"), slots
+    assert slots["Part 7"] >= 10, slots
     times = [int(r[2:4]) * 60 + int(r[5:7]) for r in rows]
+    # the original course's day: 10:00 to 17:00, breaks 11:00-11:15, 12:30-13:30, 15:45-16:00
+    assert rows[0].startswith("| 10:00 |") and times[-1] + int(re.search(r"(\d+) min", rows[-1]).group(1)) == 17 * 60
+    breaks = {r.split("|")[1].strip(): int(re.search(r"(\d+) min", r).group(1))
+              for r in rows if r.split("|")[2].strip() in ("break", "lunch")}
+    assert breaks == {"11:00": 15, "12:30": 60, "15:45": 15}, breaks
+    # each practical's slot is the time its introduction states for its core
+    for n in range(1, 5):
+        intro = _read(REPO / "solutions" / f"practical{n}" / f"practical{n}.ipynb").cells[0].source
+        stated = re.search(r"\*\*In class: (\d+) minutes\.\*\*", intro)
+        assert stated and int(stated.group(1)) == slots[f"Practical {n}"], (n, stated, slots)
     lengths = [int(re.search(r"(\d+) min", r).group(1)) for r in rows]
     assert all(a + n == b for a, n, b in zip(times, lengths, times[1:])), "each slot starts when the last ends"
     (stuck,) = [c.source for c in landing.cells if c.source.startswith("## When you are stuck")]

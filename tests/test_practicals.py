@@ -149,8 +149,15 @@ def test_source_structure(name):
     tests = _grade_test_cells(nb)
     auto_points = sum(_nbgrader(c)["points"] for c in tests)
     manual = [c for c in nb.cells if _nbgrader(c).get("grade") and _nbgrader(c).get("solution")]
-    assert 9 <= auto_points <= 12, f"{name}: {auto_points} autograded points (9 to 12 wanted)"
+    # the core (what counts) fits its class slot; going-further questions carry no points and
+    # remember the points they would carry (cell metadata course.points)
+    assert 8 <= auto_points <= 12, f"{name}: {auto_points} autograded core points (8 to 12 wanted)"
     assert manual and all(c.cell_type == "markdown" for c in manual)
+    for cell in tests + manual:
+        further = cell.metadata.get("course", {}).get("going_further", False)
+        assert (_nbgrader(cell)["points"] == 0) == further, _nbgrader(cell)["grade_id"]
+        if further:
+            assert cell.metadata["course"]["points"] > 0
     manual_points = sum(_nbgrader(c)["points"] for c in manual)
     stated = re.search(r"About (\d+) points are marked automatically and (\d+) by your tutor",
                        nb.cells[0].source)
@@ -509,9 +516,13 @@ def test_untouched_student_version_fails_validation(name, tmp_path):
     failed = {f["source"] for f in results.get("failed", [])}
     # every test cell fails (named by its question: mlmhelpers.validation), and every
     # manually graded answer is reported as missing
-    from mlmhelpers.validation import question_of
+    from mlmhelpers.validation import GOING_FURTHER, question_of
 
-    expected = {question_of(c.source, _nbgrader(c)["grade_id"]) if c.cell_type == "code" else c.source.strip()
+    def label(c):
+        further = GOING_FURTHER if c.metadata.get("course", {}).get("going_further") else ""
+        return question_of(c.source, _nbgrader(c)["grade_id"]) + further
+
+    expected = {label(c) if c.cell_type == "code" else c.source.strip()
                 for c in nb.cells if _nbgrader(c).get("grade")}
     assert failed == expected, "every graded cell of an untouched notebook must fail"
     errors = [f["raw_error"] for f in results["failed"] if f["source"].startswith("Question")]

@@ -419,6 +419,22 @@ def test_effective_sample_size_value():
     assert effective_sample_size(1000, 10, 1.0) == pytest.approx(100)
 
 
+def test_effective_sample_size_weights_unequal_clusters_by_size():
+    """Kish: with unequal clusters the size-weighted mean sum(n_j^2)/n replaces the mean."""
+    assert effective_sample_size(30, [10, 10, 10], 0.2) == pytest.approx(effective_sample_size(30, 10, 0.2))
+    # sizes 5, 10, 15: m = (25 + 100 + 225) / 30 = 11.667, not the plain mean 10
+    assert effective_sample_size(30, [5, 10, 15], 0.2) == pytest.approx(30 / (1 + (350 / 30 - 1) * 0.2))
+    exam = load_dataset("tutorial")
+    sizes = exam.groupby("school").size()
+    # the tutorial data's design effect at ICC 0.166 is about 13.5 (not 11.2 from the mean size)
+    ess = effective_sample_size(len(exam), sizes, 0.166)
+    assert len(exam) / ess == pytest.approx(13.52, abs=0.01)
+    with pytest.raises(ValueError, match="add up to"):
+        effective_sample_size(100, sizes, 0.166)
+    with pytest.raises(TypeError, match="must be a number or the sizes"):
+        effective_sample_size(100, ["a", "b"], 0.1)
+
+
 @pytest.mark.parametrize(
     "args, exc, pattern",
     [

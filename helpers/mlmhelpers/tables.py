@@ -605,17 +605,23 @@ def group_effects(result, alpha=0.05):
 
 
 def effective_sample_size(n, cluster_size, icc):
-    """Effective sample size of a clustered sample (design effect).
+    """Effective sample size of a clustered sample (Kish's design effect).
 
-    ``n / (1 + (cluster_size - 1) * icc)``: how many independent
-    observations the clustered sample is worth.
+    ``n / (1 + (m - 1) * icc)``: how many independent observations the
+    clustered sample is worth for estimating a mean (or the effect of a
+    group-level variable).  ``m`` is the cluster size; when clusters differ
+    in size, Kish's size-weighted mean ``sum(n_j**2) / sum(n_j)`` takes its
+    place (large clusters weigh more: they carry more repeated information),
+    which is larger than the plain mean.
 
     Parameters
     ----------
     n : int or float
         Total number of observations (> 0).
-    cluster_size : float
-        Average number of observations per cluster (>= 1).
+    cluster_size : float or sequence of int
+        The number of observations per cluster: one number (all clusters the
+        same size), or the size of every cluster (e.g.
+        ``data.groupby("school").size()``; then they must add up to ``n``).
     icc : float
         Intra-class correlation, between 0 and 1 (e.g. :func:`vpc`).
 
@@ -625,9 +631,26 @@ def effective_sample_size(n, cluster_size, icc):
 
     Examples
     --------
-    >>> round(effective_sample_size(4059, 4059 / 65, 0.166), 1)
-    362.4
+    >>> round(effective_sample_size(1000, 10, 0.1), 1)
+    526.3
+    >>> round(effective_sample_size(30, [5, 10, 15], 0.1), 1)   # m = 350 / 30
+    14.5
     """
+    if not is_number(cluster_size) and not isinstance(cluster_size, (str, bytes)):
+        try:
+            sizes = np.asarray(cluster_size, dtype=float).ravel()
+        except (TypeError, ValueError):
+            raise TypeError("effective_sample_size(): `cluster_size` must be a number or the "
+                            f"sizes of the clusters, got {cluster_size!r}.") from None
+        if sizes.size == 0 or not np.all(np.isfinite(sizes)) or np.any(sizes < 1):
+            raise ValueError(
+                "effective_sample_size(): `cluster_size` given as the size of every cluster "
+                "must hold counts of at least 1, e.g. data.groupby('school').size().")
+        if is_number(n) and not np.isclose(sizes.sum(), n):
+            raise ValueError(
+                f"effective_sample_size(): the cluster sizes add up to {sizes.sum():g}, not "
+                f"n = {n!r}: give the sizes of all clusters of the sample.")
+        cluster_size = float((sizes**2).sum() / sizes.sum())
     for name, value in (("n", n), ("cluster_size", cluster_size), ("icc", icc)):
         if not is_number(value):
             raise TypeError(

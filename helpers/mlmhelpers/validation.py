@@ -19,7 +19,10 @@ from __future__ import annotations
 import os
 import re
 
-__all__ = ["summarise_failure", "question_of"]
+__all__ = ["summarise_failure", "question_of", "GOING_FURTHER"]
+
+#: What a going-further check (cell metadata ``course.going_further``) adds to its question.
+GOING_FURTHER = " (going further: optional, no marks)"
 
 _QUESTION = re.compile(r"#\s*(Question\s+\d+[a-z]?)\b", re.I)
 
@@ -51,7 +54,10 @@ def summarise_failure(cell=None, **_):
     meta = cell.metadata.nbgrader
     if "checksum" in meta and utils.compute_checksum(cell) != meta["checksum"]:
         return  # edited by the student: nbgrader reports it as changed
-    cell.source = question_of(cell.source, meta.get("grade_id"))
+    label = question_of(cell.source, meta.get("grade_id"))
+    if cell.metadata.get("course", {}).get("going_further"):
+        label += GOING_FURTHER
+    cell.source = label
     for out in cell.get("outputs", []):
         if out.get("output_type") == "error":
             out["traceback"] = [f"{out.get('ename', 'Error')}: {out.get('evalue', '')}"]
