@@ -206,13 +206,20 @@ class DevianceModel:
 
     def deviance(self, theta):
         """The profiled deviance at theta (inf where it cannot be evaluated)."""
+        return self.deviance_and_pwrss(theta)[0]
+
+    def deviance_and_pwrss(self, theta):
+        """The profiled deviance and the penalised residual sum of squares at theta
+        ((inf, nan) where they cannot be evaluated)."""
         try:
             with np.errstate(all="ignore"):
                 s = self._solve(np.asarray(theta, float))
                 dev = self._dev(s)
         except self._failures:
-            return np.inf
-        return float(dev) if np.isfinite(dev) and s["pwrss"] > 0 else np.inf
+            return np.inf, np.nan
+        if np.isfinite(dev) and s["pwrss"] > 0:
+            return float(dev), float(s["pwrss"])
+        return np.inf, np.nan
 
     def deviance_and_gradient(self, theta):
         """The deviance and its gradient (central differences unless overridden)."""

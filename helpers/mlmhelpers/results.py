@@ -538,6 +538,7 @@ class LinearMixedResults(MixedResults):
         self.method = "REML" if reml else "ML"
         self.scale = float(est.sigma2)
         self.theta = np.asarray(est.theta, dtype=float)
+        self._model_frame = frame      # for profiles and refits (mlmhelpers.uncertainty)
         self._statsmodels = None
 
     @property
