@@ -186,6 +186,12 @@ def test_clear_errors(fits):
     g = mlm.fit_glmm("use ~ urban + (1 | district)", contra, family="binomial")
     with pytest.raises(NotImplementedError, match="linear mixed models"):
         mlm.confint(g)
+    with pytest.raises(NotImplementedError, match="method='wald'"):
+        mlm.bootstrap(g, nsim=2)
+    wald = mlm.confint(g, method="wald")
+    assert wald.loc["urban[T.Y]", "lower"] == pytest.approx(
+        g.fe_params["urban[T.Y]"] - stats.norm.ppf(0.975) * g.bse_fe["urban[T.Y]"])
+    assert np.isnan(wald.loc["sd_(Intercept)|district", "lower"]) and "sigma" not in wald.index
 
 
 def test_docstring_examples_run():

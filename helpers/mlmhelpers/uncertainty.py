@@ -53,7 +53,7 @@ def _linear(func, model, what="this"):
         raise NotImplementedError(
             f"{func}(): {what} is implemented for linear mixed models (fit_mixedlm) only. "
             "For a model from fit_glmm or fit_logit_mixed use confint(model, method='wald') "
-            "for the fixed effects, or fit the linear model you want to study.")
+            "for the fixed effects (or odds_ratios / rate_ratios for their exponentials).")
     raise TypeError(
         f"{func}(): expected a model from mlmhelpers.fit_mixedlm(...), got "
         f"{type(model).__name__}. Fit the model with fit_mixedlm(formula, data, groups=...) "
@@ -103,11 +103,11 @@ class _Profiler:
     # -- names, estimates ----------------------------------------------------------
     def _names(self):
         out = []
-        for k, term in enumerate(self.frame.terms):
+        for k, term in enumerate(self.m.random_terms):
             q = len(term.names)
             rows, cols = np.tril_indices(q)
             order = np.lexsort((rows, cols))        # lme4: column by column
-            cov = self.m.random_terms[k].cov.to_numpy()
+            cov = term.cov.to_numpy()
             sd = np.sqrt(np.clip(np.diag(cov), 0, None))
             for i in order:
                 a, b = rows[i], cols[i]
@@ -118,7 +118,8 @@ class _Profiler:
                     est = cov[a, b] / (sd[a] * sd[b]) if sd[a] > 0 and sd[b] > 0 else np.nan
                     out.append(dict(name=f"cor_{term.names[a]}.{term.names[b]}|{term.name}",
                                     kind="cor", term=k, a=b, b=a, estimate=est))
-        out.append(dict(name="sigma", kind="sigma", estimate=self.sigma0))
+        if self.sigma0 is not None:
+            out.append(dict(name="sigma", kind="sigma", estimate=self.sigma0))
         for j, name in enumerate(self.m.exog_names):
             out.append(dict(name=name, kind="beta", j=j,
                             estimate=float(self.m.fe_params.iloc[j]),
@@ -324,12 +325,15 @@ def confint(model, method="profile", level=0.95, *, parm=None, nsim=500, seed=No
     Parameters
     ----------
     model : fitted model
-        From :func:`mlmhelpers.fit_mixedlm`.
+        From :func:`mlmhelpers.fit_mixedlm` (every method), or from
+        :func:`mlmhelpers.fit_glmm` / :func:`mlmhelpers.fit_logit_mixed`
+        (``method="wald"``).
     method : {"profile", "wald", "boot"}, default "profile"
         ``"profile"``: profile-likelihood intervals, for the SDs, correlations
         and residual SD as well as the fixed effects (lme4's default).
         ``"wald"``: estimate +- z * SE, fixed effects only (the random part
-        gets NaN, as in lme4: a symmetric interval suits a variance badly).
+        gets NaN, as in lme4: a symmetric interval suits a variance badly);
+        the one method for models from :func:`mlmhelpers.fit_glmm`.
         ``"boot"``: percentile intervals from a parametric bootstrap of
         ``nsim`` refits (see :func:`bootstrap`).
     level : float, default 0.95
@@ -368,7 +372,13 @@ def confint(model, method="profile", level=0.95, *, parm=None, nsim=500, seed=No
     if method not in ("profile", "wald", "boot"):
         raise ValueError(f"{func}(): `method` must be 'profile', 'wald' or 'boot'; got "
                          f"{method!r}.")
-    m = _linear(func, model, f"method={method!r}")
+    if method == "wald":
+        from .tables import as_mixed
+        m = as_mixed(model)
+        if m is None:
+            _linear(func, model)                  # the error that says what to pass
+    else:
+        m = _linear(func, model, f"method={method!r}")
     if method == "profile" and m.reml:
         # lme4 profiles a REML fit on the likelihood itself: its profile() refits by
         # maximum likelihood (the REML criterion changes with the fixed part), and so
@@ -419,7 +429,8 @@ def _refit_ml(m):
 
 def _param_table(m):
     p = _Profiler.__new__(_Profiler)
-    p.m, p.frame, p.sigma0 = m, m._model_frame, float(np.sqrt(m.scale))
+    scale = getattr(m, "scale", None)
+    p.m, p.sigma0 = m, (None if scale is None else float(np.sqrt(scale)))
     return p._names()
 
 
