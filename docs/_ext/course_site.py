@@ -121,10 +121,12 @@ def add_alt_text(nb: dict) -> int:
 
 
 def lecture_links(docname: str, repo_url: str) -> str:
+    """The links under a notebook's title: its file (Sphinx's copy of the source) and Binder."""
     name = docname.rsplit("/", 1)[-1] + ".ipynb"
-    return (f"{{download}}`Download this notebook <{name}>` · "
-            f"[Open it in Binder]({binder_url(repo_url, docname + '.ipynb')}) "
-            "(the student edition: run it, change it, nothing is kept)\n")
+    source = "../" * docname.count("/") + f"_sources/{docname}.ipynb"
+    return (f'<p class="course-links"><a href="{source}" download="{name}">Download this notebook</a>'
+            f' · <a href="{binder_url(repo_url, docname + ".ipynb")}">Open it in Binder</a>'
+            " (the student edition: run it and change it there; nothing is kept)</p>\n")
 
 
 def _transform_notebook(docname: str, text: str, repo_url: str) -> str:
@@ -156,11 +158,12 @@ def api_entries() -> str:
             directive = "autofunction"
         else:
             directive = "autodata"
-        options = ":members:\n" if directive == "autoclass" else ""
+        options = "   :members:\n" if directive == "autoclass" else ""
         if directive == "autodata":
-            options = ":no-value:\n"
-        lines.append(f"```{{{directive}}} mlmhelpers.{name}\n{options}```\n")
-    return "\n".join(lines)
+            options = "   :no-value:\n"
+        lines.append(f".. {directive}:: mlmhelpers.{name}\n{options}")
+    # autodoc writes reStructuredText, so the entries go in one eval-rst block.
+    return "```{eval-rst}\n" + "\n".join(lines) + "\n```\n"
 
 
 def reading_list() -> str:
