@@ -46,7 +46,7 @@ include_patterns = [
 exclude_patterns = [
     ".venv", ".git", "build", "**/node_modules", "**/.ipynb_checkpoints", "solutions", "tests",
     "hub", "benchmarks", "test-artifacts", "tools", "helpers", "submitted", "autograded",
-    "feedback", "docs/_ext", "README.md",
+    "feedback", "docs/_ext", "docs/_templates", "README.md",
 ]
 
 # ---------------------------------------------------------------- notebooks and MyST
@@ -71,15 +71,17 @@ numpydoc_validation_checks = set()
 
 # ---------------------------------------------------------------- maths, offline
 mathjax_path = "mathjax/tex-chtml.js"
+# MathJax's menu stays on: it makes every formula focusable (tabindex 0), so a wide displayed
+# equation that scrolls sideways on a phone can be scrolled with the keyboard too.
 mathjax3_config = {
     "loader": {"load": []},
-    "options": {"enableMenu": False},
 }
 
 # ---------------------------------------------------------------- HTML
 html_theme = "sphinx_book_theme"
 html_title = "Introduction to Multilevel Modelling"
 html_static_path = []
+templates_path = ["_templates"]
 html_sourcelink_suffix = ""  # "download notebook" gives the .ipynb itself
 html_last_updated_fmt = None
 html_theme_options = {

@@ -48,7 +48,8 @@ def _pages(folder: str) -> list[str]:
 EXPECTED = (["index.html"] + [f"course/{n}.html" for n in LECTURES]
             + [f"practicals/{p}/{p}.html" for p in PRACTICALS]
             + ["course/r-bridge.html", "course/glossary.html", "data/README.html",
-               "docs/further-reading.html", "docs/reference/library.html", "docs/reference/api.html"]
+               "docs/further-reading.html", "docs/reference/library.html", "docs/reference/api.html",
+               "docs/reference/fitting.html"]
             + _pages("tutors") + _pages("maintainers"))
 
 

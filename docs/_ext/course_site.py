@@ -51,6 +51,7 @@ REFERENCE = [
     "docs/further-reading",
     "docs/reference/library",
     "docs/reference/api",
+    "docs/reference/fitting",
 ]
 #: The sections of Part 7 that make the further-reading page.
 READING_SECTIONS = ("## Where to learn more", "## Applications in the social sciences")
@@ -84,13 +85,14 @@ def _toctree(caption: str, entries: list[str], glob: bool = False) -> str:
     return "```{toctree}\n" + "\n".join(options) + "\n\n" + "\n".join("/" + e for e in entries) + "\n```\n"
 
 
-def navigation() -> str:
-    return "\n".join([
-        _toctree("The course", COURSE),
-        _toctree("Reference", REFERENCE),
-        _toctree("For tutors", ["docs/tutors/*"], glob=True),
-        _toctree("For maintainers", ["docs/maintainers/*"], glob=True),
-    ])
+def navigation(repo: Path = REPO) -> str:
+    """The site's sections; the guides for tutors and maintainers when they are there (the
+    student edition ships the site without them)."""
+    trees = [_toctree("The course", COURSE), _toctree("Reference", REFERENCE)]
+    for caption, folder in (("For tutors", "tutors"), ("For maintainers", "maintainers")):
+        if any((repo / "docs" / folder).glob("*.md")):
+            trees.append(_toctree(caption, [f"docs/{folder}/*"], glob=True))
+    return "\n".join(trees)
 
 
 def caption_text(markdown: str) -> str:
