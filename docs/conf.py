@@ -1,4 +1,4 @@
-"""Sphinx configuration of the course website (``make site``; docs/maintainers/website.md).
+"""Sphinx configuration of the course website (``make site``; docs/maintainers/03-website.md).
 
 The site is built from the repository root as source folder, with this folder as the
 configuration folder (``sphinx-build -c docs . build/site``), so the committed notebooks are

@@ -10,6 +10,9 @@ folder that can be pushed as its own repository or branch.  It holds
   codebook, and the helper library ``helpers/mlmhelpers``;
 * ``requirements.txt`` (the runtime pins), ``environment.yml`` and
   ``postBuild`` (Binder), copied from this repository;
+* ``docs/``, the website's source for the students' pages (its configuration, the further
+  reading and the helper library's guide and reference), without the tutors' and
+  maintainers' guides (``docs/tutors/``, ``docs/maintainers/``);
 * from ``tools/student-edition/``: the student README, a student Makefile
   (``make lab``), the students' ``nbgrader_config.py`` (Validate only) and a
   ``.gitignore``;
@@ -63,7 +66,10 @@ SHIPPED = (
     "requirements.txt",
     "environment.yml",
     "postBuild",
+    "docs",
 )
+#: Under the shipped paths, but for tutors and maintainers only: the website's guides.
+NOT_SHIPPED = ("docs/tutors/", "docs/maintainers/")
 #: Student-only files, copied from tools/student-edition/ to the edition's root.
 STUDENT_FILES = ("README.md", "Makefile", "nbgrader_config.py", ".gitignore")
 
@@ -285,7 +291,7 @@ def build_edition(out: Path | str = DEFAULT_OUT, repo: Path | str = REPO,
     >>> out = Path(tempfile.mkdtemp()) / "student"
     >>> files = build_edition(out)
     >>> sorted(p.name for p in out.iterdir())  # doctest: +NORMALIZE_WHITESPACE
-    ['.gitignore', 'Makefile', 'README.md', 'course', 'data', 'environment.yml', 'helpers',
+    ['.gitignore', 'Makefile', 'README.md', 'course', 'data', 'docs', 'environment.yml', 'helpers',
      'index.ipynb', 'nbgrader_config.py', 'postBuild', 'practicals', 'pyproject.toml',
      'requirements.txt']
     """
@@ -300,6 +306,8 @@ def build_edition(out: Path | str = DEFAULT_OUT, repo: Path | str = REPO,
     _empty(out)
     written = []
     for rel in _git_files(repo, SHIPPED):
+        if rel.startswith(NOT_SHIPPED):
+            continue
         if mode is not None and rel.startswith("practicals/"):
             continue  # generated below in the tutor's mode
         target = out / rel
