@@ -301,3 +301,68 @@ def test_lecture_3_offline_equations_typeset_and_figures_described(site, browser
     assert len(figures) >= 5, state["images"]
     assert all(i["loaded"] for i in figures), figures
     assert all(i["alt"] and len(i["alt"]) > 15 for i in figures), figures
+
+
+# --------------------------------------------------------------------------- the documented figures
+
+#: How far the documented figure may be from the measured one before the test fails: grading
+#: shares the test machine with the rest of the suite, so the measurement is noisy.
+FACTOR = 3.0
+CLASS = 6  # submissions of practical 1, half model answers and half blank, as make bench grades
+
+
+def _documented_cpu_seconds() -> float:
+    text = (REPO / "docs" / "tutors" / "04-run-a-class.md").read_text(encoding="utf-8")
+    (figure,) = re.findall(r"plans with \*\*([\d.]+) CPU-seconds? per submission\*\*", text)
+    return float(figure)
+
+
+def test_docs_state_one_grading_figure_and_plan_with_it():
+    """The capacity table's autograding times follow from the figure it plans with, and no page
+    of the docs (nor the README) still plans with the old 20 s per submission."""
+    per = _documented_cpu_seconds()
+    text = (REPO / "docs" / "tutors" / "04-run-a-class.md").read_text(encoding="utf-8")
+    rows = re.findall(r"^\| (\d+) \| [^|]+\| [^|]+\| ([\d.]+) minutes", text, re.M)
+    assert len(rows) == 3, rows
+    for students, minutes in rows:
+        expected = int(students) * per / 60
+        assert expected / 1.5 <= float(minutes) <= expected * 1.5, (students, minutes, expected)
+    pages = [REPO / "README.md", *sorted((REPO / "docs").rglob("*.md"))]
+    stale = [p.relative_to(REPO).as_posix() for p in pages
+             if re.search(r"19[–-]21 s|20 s per submission|plans with 20 s", p.read_text(encoding="utf-8"))]
+    assert not stale, f"stale grading figures in {stale}"
+
+
+@pytest.mark.slow
+def test_documented_grading_figure_matches_make_bench():
+    """Grade a small class the way `make bench` does (benchmarks/bench_grading.py, one job) and
+    compare the CPU time per submission with the figure Run a class plans with."""
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    try:
+        import bench_grading
+    finally:
+        sys.path.pop(0)
+    ((jobs, n, seconds, cpu),) = bench_grading.time_throughput([1], CLASS)
+    assert n == CLASS
+    measured = cpu / n
+    documented = _documented_cpu_seconds()
+    print(f"\ngrading: {measured:.2f} CPU-s per submission measured ({seconds / n:.2f} s wall), "
+          f"{documented:g} documented")
+    assert documented / FACTOR <= measured <= documented * FACTOR, (
+        f"docs/tutors/04-run-a-class.md plans with {documented:g} CPU-s per submission, "
+        f"make bench's measurement gives {measured:.2f}: update the figure and the table")
+
+
+def test_readme_is_short_and_points_to_the_guides():
+    text = (REPO / "README.md").read_text(encoding="utf-8")
+    assert len(text.splitlines()) < 150
+    for command in ("```bash\nmake lab\n```", "```bash\nmake test\n```"):
+        assert command in text, command
+    assert "## Credits" in text and "Troncoso" in text and "Morales-Gómez" in text
+    links = re.findall(r"\]\(((?!https?:)[^)#]+)(?:#[^)]*)?\)", text)
+    assert len(links) >= 10, links
+    missing = [link for link in links if not (REPO / link).exists()]
+    assert not missing, f"the README links to files that do not exist: {missing}"
+    for folder in ("tutors", "maintainers"):
+        for page in (REPO / "docs" / folder).glob("[0-9]*.md"):
+            assert f"docs/{folder}/{page.name}" in text, f"the README does not point to {page.name}"
