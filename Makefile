@@ -80,7 +80,7 @@ lab: $(STAMP)
 	$(PY) -m coursetools.lab --port $(PORT)
 
 # MODE=practice|assessed generates the practicals in that mode (default: the
-# committed ones, practice mode); see README, "Feedback in the practicals".
+# committed ones, practice mode); see docs/tutors/01-release.md, "Feedback in the practicals".
 release: $(STAMP)
 	$(PY) -m coursetools.release --out $(RELEASE) $(if $(MODE),--mode $(MODE))
 
@@ -121,7 +121,7 @@ clean:
 
 # A JupyterHub for a whole class on this machine (run as root): installs the
 # hub into /opt/mlm-hub, creates the roster's accounts, prints the login page's
-# address.  See README, "Running a class".
+# address.  See docs/tutors/04-run-a-class.md.
 .PHONY: hub
 HUB_PORT ?= 8000
 hub:

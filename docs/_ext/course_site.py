@@ -53,6 +53,14 @@ REFERENCE = [
     "docs/reference/api",
     "docs/reference/fitting",
 ]
+#: Under the landing page's welcome: the page says what to do in JupyterLab, the site is read.
+SITE_NOTE = """```{note}
+You are reading the course's website: every lecture and practical is here to read, on any
+device. To run one, use *Open it in Binder* under its title (nothing to install; nothing is
+kept), or *Download this notebook* and open it in your own JupyterLab.
+```
+"""
+
 #: The sections of Part 7 that make the further-reading page.
 READING_SECTIONS = ("## Where to learn more", "## Applications in the social sciences")
 
@@ -134,6 +142,7 @@ def lecture_links(docname: str, repo_url: str) -> str:
 def _transform_notebook(docname: str, text: str, repo_url: str) -> str:
     nb = json.loads(text)
     if docname == "index":
+        nb["cells"].insert(1, _md(SITE_NOTE, "site-note"))
         nb["cells"].append(_md(navigation(), "site-navigation"))
     if docname.startswith(("course/", "practicals/")):
         add_alt_text(nb)

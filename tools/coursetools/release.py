@@ -38,8 +38,8 @@ are generated afresh from ``solutions/`` in that mode (see
 a mark, whose checks test the form only.
 
 ``--out`` is emptied first, except its ``.git`` and ``.venv``: the output
-folder can be a git worktree of the ``student`` branch (see the README, "The
-student edition") in which a tutor has tried the edition's ``make lab``.
+folder can be a git worktree of the ``student`` branch (see docs/tutors/01-release.md) in
+which a tutor has tried the edition's ``make lab``.
 """
 
 from __future__ import annotations
@@ -356,7 +356,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"student edition: {len(files)} files in {args.out.resolve()}")
     if binder_badge(_origin(REPO)) is None:
         print("note: the remote origin is not a GitHub address (yet); the Binder badge of its README keeps the "
-              "placeholder GITHUB-USER/REPOSITORY (see README, 'The student edition')")
+              "placeholder GITHUB-USER/REPOSITORY (see docs/tutors/01-release.md)")
     return 0
 
 
