@@ -155,26 +155,49 @@ def _transform_notebook(docname: str, text: str, repo_url: str) -> str:
 
 # --------------------------------------------------------------------------- generated pages
 
+#: The reference's sections, each with the public names it documents (in ``__all__``'s order);
+#: a name of ``__all__`` in none of them goes under "Other", so none is ever left out.
+API_SECTIONS = {
+    "Data": {"load_dataset", "dataset_names", "data_dir"},
+    "Fitting models": {"fit_mixedlm", "fit_logit_mixed", "fit_glmm", "from_statsmodels",
+                       "SingularFitWarning", "ConvergenceWarning", "ColumnNotFoundError"},
+    "Results": {"MixedResults", "LinearMixedResults", "GlmmResults", "LogitMixedResults"},
+    "Tables, tests and effect sizes": {"fixed_effects", "random_effects", "summary", "vpc", "format_p",
+                                       "lr_test", "LRTestResult", "compare_models", "group_effects",
+                                       "effective_sample_size", "rate_ratios", "overdispersion",
+                                       "odds_ratios"},
+    "Plots": {"plot_caterpillar", "plot_group_lines", "plot_residuals", "plot_coefficients",
+              "plot_hierarchy", "plot_classification"},
+    "Explorers used in the lectures": {"simulate_groups", "population_vpc", "plot_groups",
+                                       "variance_explorer"},
+    "Figure style": {"PALETTE", "use_course_style"},
+}
+
+
+def _entry(name: str, obj) -> str:
+    if inspect.isclass(obj) and issubclass(obj, BaseException):
+        return f".. autoexception:: mlmhelpers.{name}\n"
+    if inspect.isclass(obj):
+        return f".. autoclass:: mlmhelpers.{name}\n   :members:\n"
+    if callable(obj):
+        return f".. autofunction:: mlmhelpers.{name}\n"
+    return f".. autodata:: mlmhelpers.{name}\n   :no-value:\n"
+
+
 def api_entries() -> str:
+    """One autodoc entry per name of ``mlmhelpers.__all__``, by section."""
     import mlmhelpers
 
-    lines = []
+    sections = {title: [] for title in [*API_SECTIONS, "Other"]}
     for name in mlmhelpers.__all__:
-        obj = getattr(mlmhelpers, name)
-        if inspect.isclass(obj) and issubclass(obj, BaseException):
-            directive = "autoexception"
-        elif inspect.isclass(obj):
-            directive = "autoclass"
-        elif callable(obj):
-            directive = "autofunction"
-        else:
-            directive = "autodata"
-        options = "   :members:\n" if directive == "autoclass" else ""
-        if directive == "autodata":
-            options = "   :no-value:\n"
-        lines.append(f".. {directive}:: mlmhelpers.{name}\n{options}")
-    # autodoc writes reStructuredText, so the entries go in one eval-rst block.
-    return "```{eval-rst}\n" + "\n".join(lines) + "\n```\n"
+        title = next((t for t, names in API_SECTIONS.items() if name in names), "Other")
+        sections[title].append(_entry(name, getattr(mlmhelpers, name)))
+    parts = []
+    for title, entries in sections.items():
+        if entries:
+            # autodoc writes reStructuredText, so the entries go in an eval-rst block.
+            parts.append(f"## {title}\n\n```{{eval-rst}}\n" + "\n".join(entries) + "```\n")
+    return "\n".join(parts)
 
 
 def reading_list() -> str:
