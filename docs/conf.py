@@ -60,7 +60,6 @@ nb_mime_priority_overrides = [
 myst_enable_extensions = ["dollarmath", "amsmath", "colon_fence", "deflist"]
 myst_heading_anchors = 3
 myst_dmath_double_inline = True
-suppress_warnings = ["mystnb.unknown_mime_type"]
 
 # ---------------------------------------------------------------- API reference
 autodoc_default_options = {"member-order": "bysource"}
