@@ -248,6 +248,10 @@ def test_no_serious_accessibility_violation(site, browser):  # noqa: F811
     try:
         for rel in EXPECTED + ["genindex.html", "search.html"]:
             page.goto((site / rel).as_uri())
+            # Audit the page as a reader gets it: with its formulas typeset.
+            page.wait_for_function("() => !document.querySelector('.math') || (window.MathJax"
+                                   " && MathJax.startup && MathJax.startup.promise)", timeout=30_000)
+            page.evaluate("() => window.MathJax && MathJax.startup ? MathJax.startup.promise.then(() => 1) : 1")
             page.add_script_tag(path=str(AXE))
             result = page.evaluate(
                 "async () => { const r = await axe.run(document, {resultTypes: ['violations']});"
