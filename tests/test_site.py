@@ -370,3 +370,19 @@ def test_readme_is_short_and_points_to_the_guides():
     for folder in ("tutors", "maintainers"):
         for page in (REPO / "docs" / folder).glob("[0-9]*.md"):
             assert f"docs/{folder}/{page.name}" in text, f"the README does not point to {page.name}"
+
+
+def test_navigation_takes_the_guides_by_glob_and_only_when_there(tmp_path):
+    """A new page under docs/tutors/ (class-at-scale.md, say) appears without editing anything; the
+    student edition, which ships docs/ without the guides, gets no empty sections."""
+    sys.path.insert(0, str(REPO / "docs" / "_ext"))
+    try:
+        import course_site
+    finally:
+        sys.path.pop(0)
+    nav = course_site.navigation(REPO)
+    assert ":glob:\n\n/docs/tutors/*" in nav and ":glob:\n\n/docs/maintainers/*" in nav
+    (tmp_path / "docs" / "reference").mkdir(parents=True)
+    student = course_site.navigation(tmp_path)
+    assert "For tutors" not in student and "For maintainers" not in student
+    assert "/course/03-variance-components" in student and "/docs/reference/api" in student
