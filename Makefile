@@ -9,6 +9,7 @@
 #   make lab-student  - build it and start JupyterLab on it as students see it
 #   make slides       - render the lectures as slides that open offline (build/slides)
 #   make worked       - the practicals' worked solutions, to publish after the deadline (build/worked)
+#   make site         - the course website (lectures, practicals, guides, reference) in build/site
 SHELL := /bin/bash
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
@@ -19,7 +20,7 @@ RELEASE := build/student
 # Two workers: the suite is dominated by notebook execution.
 PYTEST_ARGS ?= -n 2 --dist loadfile
 
-.PHONY: lab lab-student release test system-packages venv slides slides-js grade bench clean worked
+.PHONY: lab lab-student release test system-packages venv slides slides-js site site-js grade bench clean worked
 
 venv: $(STAMP)
 
@@ -55,11 +56,31 @@ $(SLIDES_JS): tools/slides/package.json tools/slides/package-lock.json
 	cd tools/slides && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error
 	touch $(SLIDES_JS)
 
+# The course website's JavaScript (MathJax 3, which the pages load from the site itself, and
+# axe-core, the accessibility audit of tests/test_site.py), pinned in
+# tools/site/package-lock.json and installed with npm, so that neither the build nor a reader
+# needs the network.
+SITE_JS := tools/site/node_modules/.package-lock.json
+$(SITE_JS): tools/site/package.json tools/site/package-lock.json
+	@command -v npm >/dev/null 2>&1 || { echo "the website needs Node.js and npm to install MathJax and axe-core: apt-get install nodejs npm" >&2; exit 1; }
+	cd tools/site && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error
+	touch $(SITE_JS)
+
+site-js: $(SITE_JS)
+
+# The website, from the committed (executed) notebooks and docs/ (docs/conf.py), with every
+# warning an error; nothing is executed or downloaded.  See docs/maintainers/03-website.md.
+SITE := build/site
+site: export OPENBLAS_NUM_THREADS = 1
+site: $(STAMP) $(SITE_JS)
+	$(VENV)/bin/sphinx-build -b html -E -c docs -W --keep-going -q -d build/site-doctrees . $(SITE)
+	@echo "the website is in $(SITE)/index.html"
+
 lab: $(STAMP)
 	$(PY) -m coursetools.lab --port $(PORT)
 
 # MODE=practice|assessed generates the practicals in that mode (default: the
-# committed ones, practice mode); see README, "Feedback in the practicals".
+# committed ones, practice mode); see docs/tutors/01-release.md, "Feedback in the practicals".
 release: $(STAMP)
 	$(PY) -m coursetools.release --out $(RELEASE) $(if $(MODE),--mode $(MODE))
 
@@ -75,7 +96,7 @@ system-packages:
 # share two cores, and competing BLAS threads slow the fits several-fold.
 test: export OPENBLAS_NUM_THREADS = 1
 test: export OMP_NUM_THREADS = 1
-test: system-packages $(STAMP) $(WHEELHOUSE) $(SLIDES_JS)
+test: system-packages $(STAMP) $(WHEELHOUSE) $(SLIDES_JS) $(SITE_JS)
 	$(PY) -m pytest $(PYTEST_ARGS) tests course solutions \
 		--nbval-lax --nbval-sanitize-with tests/nbval_sanitize.cfg $(ARGS)
 
@@ -95,12 +116,12 @@ bench: $(STAMP)
 
 # Keeps build/student when it is a git worktree of the student branch.
 clean:
-	rm -rf $(VENV) .pytest_cache build/slides build/worked tools/slides/node_modules
+	rm -rf $(VENV) .pytest_cache build/slides build/worked build/site build/site-doctrees tools/slides/node_modules tools/site/node_modules
 	if [ ! -e $(RELEASE)/.git ]; then rm -rf $(RELEASE); fi
 
 # A JupyterHub for a whole class on this machine (run as root): installs the
 # hub into /opt/mlm-hub, creates the roster's accounts, prints the login page's
-# address.  See README, "Running a class".
+# address.  See docs/tutors/04-run-a-class.md.
 .PHONY: hub
 HUB_PORT ?= 8000
 hub:

@@ -38,7 +38,7 @@ from coursetools.release import build_edition, find_leaks, main, public_lines, s
 
 REPO = Path(__file__).resolve().parents[1]
 DEV_TOOLS = {"pytest", "pytest-xdist", "nbval", "playwright", "hatchling"}
-TOP_LEVEL = {".gitignore", "Makefile", "README.md", "course", "data", "environment.yml", "helpers",
+TOP_LEVEL = {".gitignore", "Makefile", "README.md", "course", "data", "docs", "environment.yml", "helpers",
              "index.ipynb", "nbgrader_config.py", "postBuild", "practicals", "pyproject.toml",
              "requirements.txt"}
 
@@ -160,6 +160,20 @@ def test_edition_holds_the_course_and_nothing_of_the_tutors(edition):
     assert "c.Execute.timeout = 120" in config
     for tutor_only in ("coursetools", "solutions", "source_directory", "Exchange", "db_url"):
         assert tutor_only not in config, tutor_only
+
+
+def test_edition_ships_the_sites_source_without_the_tutors_pages(edition):
+    """The website's source for the students' pages comes along (docs/ as committed), the guides
+    for tutors and maintainers do not (issue #22)."""
+    files = _files(edition)
+    shipped = [f for f in _git_files("docs") if not f.startswith(("docs/tutors/", "docs/maintainers/"))]
+    assert {"docs/conf.py", "docs/_ext/course_site.py", "docs/further-reading.md",
+            "docs/reference/api.md"} <= set(shipped)
+    assert [f for f in files if f.startswith("docs/")] == shipped
+    for rel in shipped:
+        assert (edition / rel).read_bytes() == (REPO / rel).read_bytes(), rel
+    assert _git_files("docs/tutors") and _git_files("docs/maintainers")
+    assert not (edition / "docs" / "tutors").exists() and not (edition / "docs" / "maintainers").exists()
 
 
 def test_edition_installs_no_test_tools(edition):

@@ -10,6 +10,9 @@ folder that can be pushed as its own repository or branch.  It holds
   codebook, and the helper library ``helpers/mlmhelpers``;
 * ``requirements.txt`` (the runtime pins), ``environment.yml`` and
   ``postBuild`` (Binder), copied from this repository;
+* ``docs/``, the website's source for the students' pages (its configuration, the further
+  reading and the helper library's guide and reference), without the tutors' and
+  maintainers' guides (``docs/tutors/``, ``docs/maintainers/``);
 * from ``tools/student-edition/``: the student README, a student Makefile
   (``make lab``), the students' ``nbgrader_config.py`` (Validate only) and a
   ``.gitignore``;
@@ -35,8 +38,8 @@ are generated afresh from ``solutions/`` in that mode (see
 a mark, whose checks test the form only.
 
 ``--out`` is emptied first, except its ``.git`` and ``.venv``: the output
-folder can be a git worktree of the ``student`` branch (see the README, "The
-student edition") in which a tutor has tried the edition's ``make lab``.
+folder can be a git worktree of the ``student`` branch (see docs/tutors/01-release.md) in
+which a tutor has tried the edition's ``make lab``.
 """
 
 from __future__ import annotations
@@ -63,7 +66,10 @@ SHIPPED = (
     "requirements.txt",
     "environment.yml",
     "postBuild",
+    "docs",
 )
+#: Under the shipped paths, but for tutors and maintainers only: the website's guides.
+NOT_SHIPPED = ("docs/tutors/", "docs/maintainers/")
 #: Student-only files, copied from tools/student-edition/ to the edition's root.
 STUDENT_FILES = ("README.md", "Makefile", "nbgrader_config.py", ".gitignore")
 
@@ -285,7 +291,7 @@ def build_edition(out: Path | str = DEFAULT_OUT, repo: Path | str = REPO,
     >>> out = Path(tempfile.mkdtemp()) / "student"
     >>> files = build_edition(out)
     >>> sorted(p.name for p in out.iterdir())  # doctest: +NORMALIZE_WHITESPACE
-    ['.gitignore', 'Makefile', 'README.md', 'course', 'data', 'environment.yml', 'helpers',
+    ['.gitignore', 'Makefile', 'README.md', 'course', 'data', 'docs', 'environment.yml', 'helpers',
      'index.ipynb', 'nbgrader_config.py', 'postBuild', 'practicals', 'pyproject.toml',
      'requirements.txt']
     """
@@ -300,6 +306,8 @@ def build_edition(out: Path | str = DEFAULT_OUT, repo: Path | str = REPO,
     _empty(out)
     written = []
     for rel in _git_files(repo, SHIPPED):
+        if rel.startswith(NOT_SHIPPED):
+            continue
         if mode is not None and rel.startswith("practicals/"):
             continue  # generated below in the tutor's mode
         target = out / rel
@@ -348,7 +356,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"student edition: {len(files)} files in {args.out.resolve()}")
     if binder_badge(_origin(REPO)) is None:
         print("note: the remote origin is not a GitHub address (yet); the Binder badge of its README keeps the "
-              "placeholder GITHUB-USER/REPOSITORY (see README, 'The student edition')")
+              "placeholder GITHUB-USER/REPOSITORY (see docs/tutors/01-release.md)")
     return 0
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-# Event kinds, as they appear in grading-report.json (README, "Reading the report").
+# Event kinds, as they appear in grading-report.json (docs/tutors/03-report.md).
 RENAMED = "notebook renamed"
 MISSING_NOTEBOOK = "notebook missing"
 DUPLICATE_ID = "duplicate cell id"
