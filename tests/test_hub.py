@@ -733,7 +733,7 @@ def test_exchange_service_refuses_what_is_not_a_students(hub, round_trip):
     for token in ("", secrets.token_hex(32)):
         response = hub.ngshare_call("GET", f"assignment/{course}/{ASSIGNMENT}", token=token)
         attempts.append(("no valid token", "fetch the released work", response.status_code))
-        assert _refused(response), (response.status_code, response.text[:300])
+        assert _refused(response) and response.status_code == 403, (response.status_code, response.text[:300])
 
     # Submitting as another student: nbgrader's own submit, in a terminal of
     # student 1, claiming student 2's name - the service files it as student 1's.
