@@ -811,9 +811,12 @@ def test_round_trip_time_and_memory(hub, round_trip):
              for entry in round_trip["grading_report"]["submissions"] if entry["assignment"] == ASSIGNMENT]
     assert len(steps) == len(STUDENTS), round_trip["grading_report"]
     run = timings["instructor: grade 3 submissions"]
+    at_once = re.search(r"(\d+) at once", round_trip["grading"].stdout)
+    jobs = int(at_once.group(1)) if at_once else 1
     per_submission = sum(steps) / len(steps)
-    capacity = class_capacity(per_submission, memory["total"], run_fixed_s=max(0.0, run - sum(steps)))
-    capacity["grading_run_s"] = {"submissions": len(steps), "seconds": round(run, 1)}
+    capacity = class_capacity(per_submission, memory["total"], jobs=jobs,
+                              run_fixed_s=max(0.0, run - sum(steps) / jobs))
+    capacity["grading_run_s"] = {"submissions": len(steps), "jobs": jobs, "seconds": round(run, 1)}
     capacity["exchange"] = hub.kind
     capacity["measured_at"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     CAPACITY.parent.mkdir(exist_ok=True)
@@ -886,16 +889,18 @@ def run_in_kernel(hub: Hub, student: str, kernel_id: str, timeout: float = 180) 
 
 # What the class-size table assumes besides the two measurements: the hub, the
 # proxy and the system take 2 GB; one core keeps ten students' model fits at
-# a few seconds each; one grading process.
+# a few seconds each; grading runs as many submissions at once as it did here.
 BASE_GIB = 2.0
 STUDENTS_PER_CORE = 10
 CLASS_SIZES = (30, 100, 300)
 
 
-def class_capacity(grading_s_per_submission: float, user_mib: float, run_fixed_s: float = 0.0) -> dict:
+def class_capacity(grading_s_per_submission: float, user_mib: float, jobs: int = 1,
+                   run_fixed_s: float = 0.0) -> dict:
     """The class-size table from grading seconds per submission and a working student's MiB.
 
-    ``run_fixed_s``: what one grading run costs whatever the class size.
+    ``jobs``: submissions graded at once (the grading command's default is one
+    per core); ``run_fixed_s``: what one grading run costs whatever the class size.
     """
     rows = []
     for size in CLASS_SIZES:
@@ -903,22 +908,23 @@ def class_capacity(grading_s_per_submission: float, user_mib: float, run_fixed_s
             "students": size,
             "memory_gib": round(BASE_GIB + size * user_mib / 1024, 1),
             "cores": max(2, -(-size // STUDENTS_PER_CORE)),
-            "grading_minutes_one_process": round((run_fixed_s + size * grading_s_per_submission) / 60, 1),
+            "grading_minutes": round((run_fixed_s + size * grading_s_per_submission / jobs) / 60, 1),
         })
     return {"grading_s_per_submission": round(grading_s_per_submission, 2),
             "grading_run_fixed_s": round(run_fixed_s, 1),
             "user_memory_mib": round(user_mib),
             "assumptions": {"base_gib": BASE_GIB, "students_per_core": STUDENTS_PER_CORE,
-                            "grading_processes": 1},
+                            "grading_jobs": jobs},
             "classes": rows}
 
 
 def capacity_table(capacity: dict) -> str:
     lines = [f"grading {capacity['grading_s_per_submission']} s per submission "
-             f"(+ {capacity['grading_run_fixed_s']} s per run), "
+             f"(+ {capacity['grading_run_fixed_s']} s per run, "
+             f"{capacity['assumptions']['grading_jobs']} at once), "
              f"{capacity['user_memory_mib']} MiB per working student",
              "| class | memory | cores | autograding one practical |", "|---|---|---|---|"]
     for row in capacity["classes"]:
         lines.append(f"| {row['students']} | {row['memory_gib']} GB | {row['cores']} | "
-                     f"{row['grading_minutes_one_process']} minutes |")
+                     f"{row['grading_minutes']} minutes |")
     return "\n".join(lines)
