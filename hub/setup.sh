@@ -122,7 +122,10 @@ if os.environ.get("MLM_EXCHANGE", "folder") == "service":
     # knows who calls from the token, not from anything the caller says.
     import ngshare_exchange
     ngshare_exchange.configureExchange(c)
-    c.Exchange._ngshare_url = os.environ["MLM_NGSHARE_URL"]
+    # The hub's address for it; without one (Zero to JupyterHub) the plug-in
+    # finds ngshare behind the cluster's proxy-public service by itself.
+    if os.environ.get("MLM_NGSHARE_URL"):
+        c.Exchange._ngshare_url = os.environ["MLM_NGSHARE_URL"]
 else:
     c.Exchange.root = os.environ.get("MLM_EXCHANGE_ROOT", "/srv/nbgrader/exchange")
 # Validate names the failing question and its message (mlmhelpers.validation)
