@@ -121,8 +121,10 @@ clean:
 
 # A JupyterHub for a whole class on this machine (run as root): installs the
 # hub into /opt/mlm-hub, creates the roster's accounts, prints the login page's
-# address.  See docs/tutors/04-run-a-class.md.
+# address.  See docs/tutors/04-run-a-class.md.  HUB_EXCHANGE=service replaces the
+# shared exchange folder by the ngshare service (docs/tutors/class-at-scale.md).
 .PHONY: hub
 HUB_PORT ?= 8000
+HUB_EXCHANGE ?= folder
 hub:
-	$(PYTHON) hub/classhub.py start --port $(HUB_PORT) $(ARGS)
+	$(PYTHON) hub/classhub.py start --port $(HUB_PORT) --exchange $(HUB_EXCHANGE) $(ARGS)

@@ -55,7 +55,9 @@ c.Execute.interrupt_on_timeout = True
 # The default exchange (/usr/local/share/nbgrader/exchange) is not writable for
 # an ordinary user or on Binder; keep the exchange inside the course folder.
 # On a class hub (hub/) every server is given the shared exchange instead.
-if os.environ.get("MLM_EXCHANGE_ROOT"):
+if os.environ.get("MLM_EXCHANGE") == "service":
+    pass  # the class hub's ngshare service: set up for every user by hub/setup.sh
+elif os.environ.get("MLM_EXCHANGE_ROOT"):
     c.Exchange.root = os.environ["MLM_EXCHANGE_ROOT"]
 else:
     c.Exchange.root = os.path.join(_ROOT, ".exchange")

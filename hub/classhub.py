@@ -3,12 +3,16 @@
 Usage, as root::
 
     python3 hub/classhub.py start [--roster FILE] [--port 8000] [--ip 127.0.0.1]
+                                  [--exchange folder|service]
     python3 hub/classhub.py remove-accounts [--roster FILE]
 
 ``start`` installs what is missing (``hub/setup.sh``), creates one system
 user per roster line (home folder 0700; an instructor also gets the course
-in ``~/multilevel``), prepares nbgrader's shared exchange, starts JupyterHub
+in ``~/multilevel``), prepares nbgrader's exchange, starts JupyterHub
 with ``hub/jupyterhub_config.py`` and prints the address of its login page.
+The exchange is a folder every account shares (``--exchange folder``, the
+default) or the ngshare service the hub runs (``--exchange service``): then
+this tool also creates the course in ngshare and enrols the roster in it.
 ``remove-accounts`` deletes the accounts this tool created (and their homes).
 
 The roster is a CSV file with a header ``username,role`` and one line per
@@ -33,6 +37,9 @@ import signal
 import subprocess
 import sys
 import time
+import json
+import urllib.error
+import urllib.parse
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,6 +54,12 @@ ACCOUNT_MARK = "multilevel course hub account"
 # What an instructor's course folder holds (copied from this repository).
 COURSE_ITEMS = ("nbgrader_config.py", "index.ipynb", "solutions", "practicals", "course", "data", "tools")
 _USERNAME = re.compile(r"^[a-z_][a-z0-9_-]{0,31}$")
+EXCHANGES = ("folder", "service")
+# ngshare's only admin: a hub service (no hub role) whose token creates the
+# course and writes the enrolment.  ngshare knows callers by name only, so no
+# person may carry a service's name.
+NGSHARE_ADMIN = "ngshare-roster"
+SERVICE_NAMES = ("course-admin", "ngshare", NGSHARE_ADMIN)
 
 
 @dataclass(frozen=True)
@@ -82,6 +95,8 @@ def read_roster(path) -> list[Person]:
                 raise ValueError(f"{path}, line {line}: role {role!r} must be one of {', '.join(ROLES)}")
             if name in seen:
                 raise ValueError(f"{path}, line {line}: {name} is listed twice")
+            if name in SERVICE_NAMES:
+                raise ValueError(f"{path}, line {line}: {name!r} is the name of one of the hub's services")
             seen.add(name)
             people.append(Person(name, role))
     if not any(p.role == "instructor" for p in people):
@@ -208,13 +223,71 @@ def prepare_exchange(root: Path, instructor: str) -> Path:
     return course
 
 
+def ngshare_request(url: str, token: str, method: str = "GET", data: dict | None = None,
+                    timeout: float = 30) -> tuple[int, dict]:
+    """One call to ngshare's API: (HTTP status, JSON answer); ``url`` is the whole address."""
+    body = urllib.parse.urlencode(data).encode() if data is not None else None
+    request = urllib.request.Request(url, data=body, method=method,
+                                     headers={"Authorization": f"token {token}"})
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            status, text = response.status, response.read()
+    except urllib.error.HTTPError as error:
+        status, text = error.code, error.read()
+    try:
+        return status, json.loads(text)
+    except ValueError:
+        return status, {"success": False, "message": text[:500].decode(errors="replace")}
+
+
+def wait_for_ngshare(base: str, timeout: float = 60) -> bool:
+    """Wait until ngshare (``base``: its address, ending in /services/ngshare) answers its health check."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(f"{base}/healthz", timeout=3) as response:
+                if response.status == 200:
+                    return True
+        except OSError:
+            pass
+        time.sleep(0.5)
+    return False
+
+
+def enrol_ngshare(base: str, admin_token: str, people: list[Person]) -> None:
+    """Create the course in ngshare (if missing) with the roster's instructors, and enrol its students.
+
+    Run again with a changed roster, it adds the new people; it removes nobody.
+    """
+    instructors = [p.username for p in people if p.role == "instructor"]
+    students = [p.username for p in people if p.role == "student"]
+    status, answer = ngshare_request(f"{base}/course/{COURSE_ID}", admin_token, "POST",
+                                     {"instructors": json.dumps(instructors)})
+    if status == 409:  # the course exists: make sure every instructor teaches it
+        for name in instructors:
+            status, answer = ngshare_request(f"{base}/instructor/{COURSE_ID}/{name}", admin_token, "POST",
+                                             {"first_name": name, "last_name": "", "email": ""})
+            if not answer.get("success"):
+                raise RuntimeError(f"ngshare: adding instructor {name} failed: {status} {answer}")
+    elif not answer.get("success"):
+        raise RuntimeError(f"ngshare: creating the course failed: {status} {answer}")
+    if students:
+        roster = [{"username": name, "first_name": name, "last_name": "", "email": ""} for name in students]
+        status, answer = ngshare_request(f"{base}/students/{COURSE_ID}", admin_token, "POST",
+                                         {"students": json.dumps(roster)})
+        failed = [s for s in answer.get("status", []) if not s.get("success")]
+        if not answer.get("success") or failed:
+            raise RuntimeError(f"ngshare: enrolling the students failed: {status} {failed or answer}")
+
+
 # --------------------------------------------------------------------------- the hub
 
 
 def hub_environment(state: Path, exchange: Path, roster: Path, port: int, ip: str = "127.0.0.1",
                     api_port: int | None = None, proxy_api_port: int | None = None,
                     password: str | None = None, service_token: str | None = None,
-                    subdomain_host: str | None = None) -> dict:
+                    subdomain_host: str | None = None, exchange_kind: str = "folder",
+                    ngshare_port: int | None = None, ngshare_admin_token: str | None = None) -> dict:
     """The environment ``hub/jupyterhub_config.py`` reads."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MLM_HUB", "JUPYTERHUB"))}
     env.update(
@@ -229,7 +302,20 @@ def hub_environment(state: Path, exchange: Path, roster: Path, port: int, ip: st
         env["MLM_HUB_SERVICE_TOKEN"] = service_token
     if subdomain_host:
         env["MLM_HUB_SUBDOMAIN_HOST"] = subdomain_host
+    if exchange_kind not in EXCHANGES:
+        raise ValueError(f"exchange {exchange_kind!r}: use one of {', '.join(EXCHANGES)}")
+    env["MLM_EXCHANGE"] = exchange_kind
+    if exchange_kind == "service":
+        env["MLM_NGSHARE_PORT"] = str(ngshare_port or port + 82)
+        if not ngshare_admin_token:
+            raise ValueError("the exchange service needs ngshare_admin_token")
+        env["MLM_NGSHARE_ADMIN_TOKEN"] = ngshare_admin_token
     return env
+
+
+def ngshare_url(env: dict) -> str:
+    """The address of ngshare's API for a hub started with ``env`` (loopback, as the servers reach it)."""
+    return f"http://127.0.0.1:{env['MLM_NGSHARE_PORT']}/services/ngshare"
 
 
 def hub_command() -> list[str]:
@@ -270,14 +356,16 @@ def start(args) -> int:
     os.chmod(state, 0o700)
     exchange = Path(os.environ.get("MLM_EXCHANGE_ROOT", "/srv/nbgrader/exchange"))
     instructor = next(p.username for p in people if p.role == "instructor")
-    prepare_exchange(exchange, instructor)
+    if args.exchange == "folder":
+        prepare_exchange(exchange, instructor)
     password = _trial_password(state)
     host = "127.0.0.1" if args.ip in ("", "0.0.0.0") else args.ip
     # One origin per person (jupyterhub_config.py): on this machine, <user>.localhost.
     subdomains = args.subdomain_host or (f"http://localhost:{args.port}"
                                          if host in ("127.0.0.1", "localhost") else None)
     env = hub_environment(state, exchange, roster, args.port, args.ip, password=password,
-                          subdomain_host=subdomains)
+                          subdomain_host=subdomains, exchange_kind=args.exchange,
+                          ngshare_admin_token=secrets.token_hex(32) if args.exchange == "service" else None)
     log_path = state / "jupyterhub.log"
     with open(log_path, "a") as log:
         proc = subprocess.Popen(hub_command(), cwd=state, env=env, stdout=log, stderr=subprocess.STDOUT)
@@ -292,12 +380,20 @@ def start(args) -> int:
             print(f"JupyterHub did not start; its log ({log_path}) ends with:\n"
                   + log_path.read_text()[-3000:], file=sys.stderr)
             return 1
+        if args.exchange == "service":
+            if not wait_for_ngshare(ngshare_url(env)):
+                print(f"The exchange service did not start; see the hub log ({log_path}).", file=sys.stderr)
+                return 1
+            enrol_ngshare(ngshare_url(env), env["MLM_NGSHARE_ADMIN_TOKEN"], people)
+            where = f"the ngshare service ({ngshare_url(env)}; files and database in {state / 'ngshare'})"
+        else:
+            where = str(exchange)
         names = ", ".join(f"{p.username} ({p.role})" for p in people)
         line = "=" * 72
         print(f"\n{line}\nThe class hub is running. Log in at\n\n    {url}\n\n"
               f"users: {names}\n"
               f"password (shared, trial only): {password}\n"
-              f"exchange: {exchange}   hub log: {log_path}\n"
+              f"exchange: {where}\nhub log: {log_path}\n"
               f"Press Ctrl+C to stop the hub.\n{line}\n", flush=True)
         return proc.wait()
     except KeyboardInterrupt:
@@ -321,6 +417,8 @@ def main(argv=None) -> int:
     p_start.add_argument("--subdomain-host",
                          help="each server at <user>.<this host> (e.g. https://hub.example.org; needs "
                          "wildcard DNS and certificate; default on loopback: http://localhost:PORT)")
+    p_start.add_argument("--exchange", choices=EXCHANGES, default="folder",
+                         help="nbgrader's exchange: a shared folder (default) or the ngshare service")
     p_remove = sub.add_parser("remove-accounts", help="delete the accounts this tool created")
     p_remove.add_argument("--roster")
     args = parser.parse_args(argv)

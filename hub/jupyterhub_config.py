@@ -12,8 +12,14 @@ a trial run use this same file.
   formgrader and "create assignment" tools; ``students`` do not.
 * What each server runs: the environment ``hub/setup.sh`` built in
   ``$MLM_HUB_PREFIX/user`` (the course's pinned packages, the helper library).
-* nbgrader: one shared exchange folder (``$MLM_EXCHANGE_ROOT``), course id
-  ``multilevel``.
+* nbgrader, course id ``multilevel``, with one of two exchanges
+  (``$MLM_EXCHANGE``): ``folder`` (the default), a folder every account
+  shares (``$MLM_EXCHANGE_ROOT``); or ``service``, the ngshare service that
+  the hub starts (``hub/ngshare_service.py``, its files and database in the
+  hub's state folder) and that every server reaches with its own hub token
+  through nbgrader's ngshare plug-in (``ngshare_exchange``).  The course and
+  its enrolment in ngshare are made by ``hub/classhub.py`` (and the test)
+  with the token of the ``ngshare-roster`` service, ngshare's only admin.
 * Each person's server on a host name of its own (``MLM_HUB_SUBDOMAIN_HOST``,
   e.g. ``https://hub.example.org``: servers at
   ``https://<user>.hub.example.org``), so that no page a student's server
@@ -38,7 +44,9 @@ hub/roster.example.csv], ``MLM_EXCHANGE_ROOT`` [/srv/nbgrader/exchange],
 [8081], ``MLM_HUB_PROXY_API_PORT`` [8001], ``MLM_HUB_AUTH``
 [shared-password | pam], ``MLM_HUB_PASSWORD`` (shared-password only),
 ``MLM_HUB_SERVICE_TOKEN`` (optional: an API token with the admin role, for
-scripts and the test).
+scripts and the test), ``MLM_EXCHANGE`` [folder | service]; for the service
+``MLM_NGSHARE_PORT`` [8082] and ``MLM_NGSHARE_ADMIN_TOKEN`` (the roster
+service's token, with which the course's enrolment is written).
 """
 
 import os
@@ -47,7 +55,7 @@ import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-from classhub import default_roster, read_roster  # noqa: E402 - hub/classhub.py, beside this file
+from classhub import NGSHARE_ADMIN, default_roster, read_roster  # noqa: E402 - hub/classhub.py, beside this file
 
 c = get_config()  # noqa: F821 - provided by JupyterHub
 
@@ -57,6 +65,9 @@ STATE = os.environ.get("MLM_HUB_STATE", "/srv/mlm-hub")
 EXCHANGE = os.environ.get("MLM_EXCHANGE_ROOT", "/srv/nbgrader/exchange")
 ROSTER = os.environ.get("MLM_HUB_ROSTER") or str(default_roster())
 IP = os.environ.get("MLM_HUB_IP", "127.0.0.1")
+EXCHANGE_KIND = os.environ.get("MLM_EXCHANGE", "folder")
+if EXCHANGE_KIND not in ("folder", "service"):
+    raise ValueError(f"MLM_EXCHANGE={EXCHANGE_KIND!r}: use 'folder' or 'service'")
 
 people = read_roster(ROSTER)
 instructors = sorted(p.username for p in people if p.role == "instructor")
@@ -96,10 +107,36 @@ c.JupyterHub.load_groups = {
 
 # An API token for scripts (and the round-trip test): the admin role, so it can
 # start servers and issue tokens for users.  Only when one is given.
+services = []
+roles = []
 if os.environ.get("MLM_HUB_SERVICE_TOKEN"):
-    c.JupyterHub.services = [{"name": "course-admin",
-                              "api_token": os.environ["MLM_HUB_SERVICE_TOKEN"]}]
-    c.JupyterHub.load_roles = [{"name": "admin", "services": ["course-admin"]}]
+    services.append({"name": "course-admin", "api_token": os.environ["MLM_HUB_SERVICE_TOKEN"]})
+    roles.append({"name": "admin", "services": ["course-admin"]})
+
+# --- the exchange service: ngshare, started and stopped by the hub, reached on
+# loopback only.  It asks the hub who owns the token of each call, so a student
+# acts in it as themself and nobody else; files and database stay in the
+# hub's state folder (root only).
+NGSHARE_URL = None
+if EXCHANGE_KIND == "service":
+    ngshare_port = int(os.environ.get("MLM_NGSHARE_PORT", "8082"))
+    ngshare_state = os.path.join(STATE, "ngshare")
+    os.makedirs(os.path.join(ngshare_state, "files"), mode=0o700, exist_ok=True)
+    NGSHARE_URL = f"http://127.0.0.1:{ngshare_port}/services/ngshare"
+    services.append({
+        "name": "ngshare",
+        "url": f"http://127.0.0.1:{ngshare_port}",
+        "command": [os.path.join(PREFIX, "hub", "bin", "python"), os.path.join(HERE, "ngshare_service.py"),
+                    "--admins", NGSHARE_ADMIN,
+                    "--database", "sqlite:///" + os.path.join(ngshare_state, "ngshare.db"),
+                    "--storage", os.path.join(ngshare_state, "files") + "/"],
+        "cwd": ngshare_state,
+    })
+    # ngshare's only admin: a service without any hub role whose token (root's,
+    # from hub/classhub.py) creates the course and writes the enrolment.
+    services.append({"name": NGSHARE_ADMIN, "api_token": os.environ["MLM_NGSHARE_ADMIN_TOKEN"]})
+c.JupyterHub.services = services
+c.JupyterHub.load_roles = roles
 
 # --- each person's server: their own system user, the class environment
 c.JupyterHub.spawner_class = "localprocess"
@@ -110,11 +147,15 @@ c.Spawner.start_timeout = 120
 c.Spawner.http_timeout = 120
 c.Spawner.environment = {
     "PATH": os.path.join(PREFIX, "user", "bin") + ":/usr/local/bin:/usr/bin:/bin",
-    "MLM_EXCHANGE_ROOT": EXCHANGE,
+    "MLM_EXCHANGE": EXCHANGE_KIND,
     # Many kernels share the machine's cores: one BLAS thread each.
     "OPENBLAS_NUM_THREADS": "1",
     "OMP_NUM_THREADS": "1",
 }
+if EXCHANGE_KIND == "service":
+    c.Spawner.environment["MLM_NGSHARE_URL"] = NGSHARE_URL
+else:
+    c.Spawner.environment["MLM_EXCHANGE_ROOT"] = EXCHANGE
 
 
 def _per_group(spawner):

@@ -3,10 +3,12 @@
 # and tests/test_hub.py call it); it does nothing when everything is already
 # installed from the same files.
 #
-#   $MLM_HUB_PREFIX/hub     JupyterHub itself (Python packages of hub/requirements.txt)
+#   $MLM_HUB_PREFIX/hub     JupyterHub itself and the ngshare exchange service
+#                           (Python packages of hub/requirements.txt)
 #   $MLM_HUB_PREFIX/user    what every user's server and kernels run: the course's
-#                           requirements.txt, jupyterhub's single-user server and the
-#                           helper library, with nbgrader set up for students
+#                           requirements.txt, jupyterhub's single-user server, the
+#                           ngshare plug-in for nbgrader (hub/requirements-exchange.txt)
+#                           and the helper library, with nbgrader set up for students
 #   $MLM_HUB_PREFIX/instructor-config
 #                           extra Jupyter config for the instructors group:
 #                           formgrader and "create assignment" on
@@ -32,7 +34,7 @@ fingerprint() { cat "$@" | sha256sum | cut -d' ' -f1; }
 installed() { [[ -f "$PREFIX/.stamp-$1" && "$(cat "$PREFIX/.stamp-$1")" == "$2" ]]; }
 mark() { echo "$2" > "$PREFIX/.stamp-$1"; }
 
-envs_want="$(fingerprint "$HERE/requirements.txt" "$REPO/requirements.txt" "$REPO/pyproject.toml" \
+envs_want="$(fingerprint "$HERE/requirements.txt" "$HERE/requirements-exchange.txt" "$REPO/requirements.txt" "$REPO/pyproject.toml" \
              "$REPO/tools/requirements-grading.txt" \
              $(find "$REPO/helpers/mlmhelpers" "$REPO/data" -type f -not -name '*.pyc' | sort))"
 proxy_want="$(fingerprint "$HERE/package.json" "$HERE/package-lock.json")"
@@ -81,8 +83,10 @@ if ! installed envs "$envs_want"; then
     #    in this environment) and the helper library with its data (a normal
     #    install, not an editable one pointing into this folder).
     make_env "$PREFIX/user"
-    "$PREFIX/user/bin/python" -m pip install --quiet -r "$REPO/requirements.txt" -r "$HERE/requirements.txt" \
-        -r "$REPO/tools/requirements-grading.txt"
+    "$PREFIX/user/bin/python" -m pip install --quiet -r "$REPO/requirements.txt" \
+        "$(grep -E '^jupyterhub==' "$HERE/requirements.txt")" -r "$REPO/tools/requirements-grading.txt"
+    # ngshare's nbgrader plug-in, without its out-of-date jupyter-core pin (see the file).
+    "$PREFIX/user/bin/python" -m pip install --quiet --no-deps -r "$HERE/requirements-exchange.txt"
     "$PREFIX/user/bin/python" -m pip install --quiet --no-deps "$REPO"
 
     # nbgrader for a student (as on Binder): Validate, the assignment list and the
@@ -102,16 +106,28 @@ if ! installed envs "$envs_want"; then
 fi
 
 # Every user's nbgrader: the class's exchange and course id.  The hub passes
-# MLM_EXCHANGE_ROOT to each server; the course's own nbgrader_config.py (in the
-# instructor's course folder) reads the same variable.
+# MLM_EXCHANGE (folder or service) to each server, with MLM_EXCHANGE_ROOT for
+# the folder or MLM_NGSHARE_URL for the service; the course's own
+# nbgrader_config.py (in the instructor's course folder) reads the same variables.
 cat > "$PREFIX/user/etc/jupyter/nbgrader_config.py" <<'PY'
 """nbgrader settings for every user of the class hub (written by hub/setup.sh)."""
 import os
 
 c = get_config()  # noqa: F821
 c.CourseDirectory.course_id = "multilevel"
-c.Exchange.root = os.environ.get("MLM_EXCHANGE_ROOT", "/srv/nbgrader/exchange")
 c.Exchange.path_includes_course = True
+if os.environ.get("MLM_EXCHANGE", "folder") == "service":
+    # ngshare: every exchange step is a call to the hub's ngshare service, made
+    # with this server's own hub token (JUPYTERHUB_API_TOKEN): the service
+    # knows who calls from the token, not from anything the caller says.
+    import ngshare_exchange
+    ngshare_exchange.configureExchange(c)
+    # The hub's address for it; without one (Zero to JupyterHub) the plug-in
+    # finds ngshare behind the cluster's proxy-public service by itself.
+    if os.environ.get("MLM_NGSHARE_URL"):
+        c.Exchange._ngshare_url = os.environ["MLM_NGSHARE_URL"]
+else:
+    c.Exchange.root = os.environ.get("MLM_EXCHANGE_ROOT", "/srv/nbgrader/exchange")
 # Validate names the failing question and its message (mlmhelpers.validation)
 from mlmhelpers.validation import summarise_failure
 c.Execute.on_cell_error = summarise_failure

@@ -6,9 +6,11 @@ exchange helpers of ``hub/classhub.py``):
 
 1. it creates four system users from a test roster - ``mlmt-instructor`` and
    the students ``mlmt-student1`` (answers everything), ``mlmt-student2``
-   (answers two questions) and ``mlmt-student3`` (answers nothing) - and a
-   shared nbgrader exchange, then starts JupyterHub with
-   configurable-http-proxy on free loopback ports;
+   (answers two questions) and ``mlmt-student3`` (answers nothing) - then
+   starts JupyterHub with configurable-http-proxy on free loopback ports and
+   nbgrader's exchange as the ngshare service (``make hub HUB_EXCHANGE=service``;
+   ``MLM_HUB_TEST_EXCHANGE=folder`` runs the same class through the shared
+   exchange folder instead), and enrols the roster in it;
 2. the hub starts every user's server (its own process, as that user); the
    instructor's server has the formgrader, the students' do not;
 3. the instructor releases practical 1 (``nbgrader release_assignment``, as
@@ -23,9 +25,18 @@ exchange helpers of ``hub/classhub.py``):
    feedback; each student fetches theirs and finds their own score only;
 6. as each student's system user, the test tries to read the other
    students' homes, submissions and feedback and the instructor's course
-   folder and gradebook, and through the hub another student's server;
-7. it measures the round trip per student and the memory of a user's server
-   with a kernel that has run practical 1 (``test-artifacts/hub/``).
+   folder and gradebook, and through the hub another student's server; with
+   its own hub token, each student asks the exchange service for another
+   student's submission and feedback, for work not released, to release
+   work or feedback, and submits under another student's name (every attempt
+   refused, the submission counted as the sender's own);
+7. the shared folder exchange is checked too, without the hub: a release,
+   two students' fetch and submit, collect and feedback, as the accounts
+   themselves, and the same attempts on the folder (``Permission denied``);
+8. it measures the round trip per student, the grading time per submission
+   and the memory of a user's server with a kernel that has run practical 1
+   (``test-artifacts/hub/`` and ``build/hub-capacity.json``, with the class
+   sizes they give).
 
 Everything it made is removed at the end, also when a step fails: the hub
 and every process of the test users are stopped, the users are deleted
@@ -61,9 +72,19 @@ ARTIFACTS = REPO / "test-artifacts" / "hub"
 COURSE = classhub.COURSE_ID
 ASSIGNMENT = "practical1"
 SOLUTION = REPO / "solutions" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb"
-INSTRUCTOR = "mlmt-instructor"
-STUDENTS = {"mlmt-student1": "all", "mlmt-student2": "part", "mlmt-student3": "none"}
-BROWSER_STUDENT = "mlmt-student3"
+# nbgrader's exchange for the hub's round trip: the ngshare service (default)
+# or the shared folder (MLM_HUB_TEST_EXCHANGE=folder).
+EXCHANGE_KIND = os.environ.get("MLM_HUB_TEST_EXCHANGE", "service")
+# The test accounts' names start with this (MLM_HUB_TEST_USERS changes it, so
+# that two checkouts on one machine do not remove each other's accounts).
+_USERS = os.environ.get("MLM_HUB_TEST_USERS", "mlmt")
+INSTRUCTOR = f"{_USERS}-instructor"
+STUDENT1, STUDENT2, STUDENT3 = (f"{_USERS}-student{i}" for i in (1, 2, 3))
+STUDENTS = {STUDENT1: "all", STUDENT2: "part", STUDENT3: "none"}
+BROWSER_STUDENT = STUDENT3
+# Released only in the folder check (never to the service): "not released" there.
+FOLDER_ASSIGNMENT = "practical2"
+CAPACITY = REPO / "build" / "hub-capacity.json"
 # Answers of the partial submission: the first two questions (1 point each).
 PARTIAL = ("q1_corr", "q2_slope")
 # The test's own folders: outside /tmp/pytest-of-root, which other users cannot enter.
@@ -98,14 +119,19 @@ def _localhost_names():
 
 
 def as_user(user: str, command: str, check: bool = True, timeout: float = 300,
-            exchange: Path | None = None) -> subprocess.CompletedProcess:
-    """Run a shell command as a system user, with the class environment (not root's)."""
+            exchange: Path | None = None, env_extra: list[str] | None = None) -> subprocess.CompletedProcess:
+    """Run a shell command as a system user, with the class environment (not root's).
+
+    ``exchange``: the shared exchange folder; ``env_extra``: more ``NAME=value``
+    (the exchange service's settings and the user's own hub token).
+    """
     home = Path(f"/home/{user}")
     env = [f"HOME={home}", f"USER={user}", f"LOGNAME={user}", "LANG=C.UTF-8",
            f"PATH={classhub.PREFIX / 'user' / 'bin'}:/usr/bin:/bin",
            "OPENBLAS_NUM_THREADS=1", "OMP_NUM_THREADS=1"]
     if exchange is not None:
         env.append(f"MLM_EXCHANGE_ROOT={exchange}")
+    env += env_extra or []
     result = subprocess.run([classhub._tool("runuser"), "-u", user, "--", "env", "-i", *env,
                              "bash", "-c", command],
                             cwd="/", capture_output=True, text=True, timeout=timeout)
@@ -142,11 +168,17 @@ def autograded_points() -> tuple[float, float]:
 class Hub:
     """The running hub: its address, the admin service token, per-user API sessions."""
 
-    def __init__(self, url: str, service_token: str, password: str, exchange: Path, log: Path):
+    def __init__(self, url: str, service_token: str, password: str, exchange: Path, log: Path,
+                 kind: str = "folder", ngshare: str | None = None, ngshare_admin: str | None = None,
+                 state: Path | None = None):
         self.url = url
         self.password = password
         self.exchange = exchange
         self.log = log
+        self.kind = kind
+        self.ngshare = ngshare
+        self.ngshare_admin = ngshare_admin
+        self.state = state
         self.admin = requests.Session()
         self.admin.headers["Authorization"] = f"token {service_token}"
         self.sessions: dict[str, requests.Session] = {}
@@ -184,6 +216,25 @@ class Hub:
             session.headers["Authorization"] = f"token {token}"
             self.sessions[user] = session
         return self.sessions[user]
+
+    def token(self, user: str) -> str:
+        return self.session(user).headers["Authorization"].split()[1]
+
+    def exchange_env(self, user: str) -> dict:
+        """``as_user``'s arguments for nbgrader's exchange, as in a terminal of ``user``'s server."""
+        if self.kind == "folder":
+            return {"exchange": self.exchange}
+        return {"env_extra": ["MLM_EXCHANGE=service", f"MLM_NGSHARE_URL={self.ngshare}",
+                              f"JUPYTERHUB_USER={user}", f"JUPYTERHUB_API_TOKEN={self.token(user)}"]}
+
+    def ngshare_call(self, method: str, path: str, user: str | None = None, token: str | None = None,
+                     **kw) -> requests.Response:
+        """A call to the exchange service with ``user``'s hub token (or ``token``; default: its admin's)."""
+        if token is None:
+            token = self.token(user) if user else self.ngshare_admin
+        headers = {"Authorization": f"token {token}"} if token else {}
+        return requests.request(method, f"{self.ngshare}/{path.lstrip('/')}", headers=headers,
+                                timeout=60, allow_redirects=False, **kw)
 
     def user_url(self, user: str, path: str) -> str:
         """The address of ``path`` on ``user``'s server: on a host name of its own."""
@@ -280,20 +331,31 @@ def hub(artifacts):
     try:
         classhub.remove_accounts(people)  # left over from an interrupted run
         classhub.create_accounts(people)
+        # The folder exchange is prepared in both cases: the folder check uses it.
         classhub.prepare_exchange(exchange, INSTRUCTOR)
         port = free_port()
         password = secrets.token_urlsafe(12)
         service_token = secrets.token_hex(32)
         url = f"http://localhost:{port}"
+        ngshare_admin = secrets.token_hex(32) if EXCHANGE_KIND == "service" else None
         env = classhub.hub_environment(state, exchange, roster, port, api_port=free_port(),
                                        proxy_api_port=free_port(), password=password,
-                                       service_token=service_token, subdomain_host=url)
+                                       service_token=service_token, subdomain_host=url,
+                                       exchange_kind=EXCHANGE_KIND, ngshare_port=free_port(),
+                                       ngshare_admin_token=ngshare_admin)
         with open(log_path, "w") as log:
             proc = subprocess.Popen(classhub.hub_command(), cwd=state, env=env, stdout=log,
                                     stderr=subprocess.STDOUT)
         if not classhub.wait_for_login(f"{url}/hub/login", proc):
             pytest.fail("JupyterHub did not start:\n" + log_path.read_text()[-4000:])
-        yield Hub(url, service_token, password, exchange, log_path)
+        ngshare = None
+        if EXCHANGE_KIND == "service":
+            ngshare = classhub.ngshare_url(env)
+            if not classhub.wait_for_ngshare(ngshare):
+                pytest.fail("the exchange service did not start:\n" + log_path.read_text()[-4000:])
+            classhub.enrol_ngshare(ngshare, ngshare_admin, people)
+        yield Hub(url, service_token, password, exchange, log_path, kind=EXCHANGE_KIND,
+                  ngshare=ngshare, ngshare_admin=ngshare_admin, state=state)
     finally:
         if proc is not None and proc.poll() is None:
             proc.terminate()
@@ -321,10 +383,10 @@ def round_trip(hub, browser, artifacts):
     t0 = time.monotonic()
     timings["start 4 servers"] = hub.start_servers(everyone)
 
-    # The instructor releases practical 1 into the shared exchange.
+    # The instructor releases practical 1 into the exchange.
     t = time.monotonic()
     release = as_user(INSTRUCTOR, f"cd ~/{COURSE} && nbgrader release_assignment {ASSIGNMENT}",
-                      exchange=hub.exchange)
+                      **hub.exchange_env(INSTRUCTOR))
     timings["instructor: release"] = time.monotonic() - t
 
     per_student: dict[str, float] = {}
@@ -351,18 +413,20 @@ def round_trip(hub, browser, artifacts):
     # The instructor collects and grades with the course's command, then returns feedback.
     t = time.monotonic()
     collect = as_user(INSTRUCTOR, f"cd ~/{COURSE} && nbgrader collect {ASSIGNMENT}",
-                      exchange=hub.exchange)
+                      **hub.exchange_env(INSTRUCTOR))
     timings["instructor: collect"] = time.monotonic() - t
     t = time.monotonic()
     grading = as_user(INSTRUCTOR, f"cd ~/{COURSE} && PYTHONPATH=$HOME/{COURSE}/tools "
                       f"python -m coursetools.grading --course-dir . --assignment {ASSIGNMENT}",
-                      exchange=hub.exchange, check=False, timeout=600)
+                      **hub.exchange_env(INSTRUCTOR), check=False, timeout=600)
     timings["instructor: grade 3 submissions"] = time.monotonic() - t
     assert grading.returncode == 0, grading.stdout + grading.stderr
     t = time.monotonic()
-    as_user(INSTRUCTOR, f"cd ~/{COURSE} && nbgrader release_feedback {ASSIGNMENT}", exchange=hub.exchange)
+    as_user(INSTRUCTOR, f"cd ~/{COURSE} && nbgrader release_feedback {ASSIGNMENT}",
+            **hub.exchange_env(INSTRUCTOR))
     timings["instructor: release feedback"] = time.monotonic() - t
     grades_csv = as_user(INSTRUCTOR, f"cat ~/{COURSE}/grades.csv").stdout
+    grading_report = json.loads(as_user(INSTRUCTOR, f"cat ~/{COURSE}/grading-report.json").stdout)
     grades = {row["student_id"]: row for row in csv.DictReader(grades_csv.splitlines())}
 
     # Each student fetches the feedback (student 3 in the browser).
@@ -379,6 +443,7 @@ def round_trip(hub, browser, artifacts):
 
     return {"timings": timings, "per_student": per_student, "listings": listings,
             "release": release, "collect": collect, "grading": grading, "grades": grades,
+            "grading_report": grading_report,
             "feedback": feedback, "browser": browser_result}
 
 
@@ -501,7 +566,7 @@ def test_instructors_have_formgrader_students_do_not(hub, round_trip):
     assert len(hosts) == 1 + len(STUDENTS), hosts
     assert all("domain=" not in c.lower() for c in page.raw.headers.getlist("Set-Cookie")), \
         page.raw.headers.getlist("Set-Cookie")
-    student_csp = hub.call("mlmt-student1", "GET", "lab").headers["Content-Security-Policy"]
+    student_csp = hub.call(STUDENT1, "GET", "lab").headers["Content-Security-Policy"]
     assert student_csp.startswith("frame-ancestors 'none'"), student_csp
     # ... and does not exist on a student's server.
     for student in STUDENTS:
@@ -522,7 +587,7 @@ def test_instructors_have_formgrader_students_do_not(hub, round_trip):
 
 
 def test_students_fetch_and_submit_through_the_exchange(round_trip):
-    for student in ("mlmt-student1", "mlmt-student2"):
+    for student in (STUDENT1, STUDENT2):
         steps = round_trip["listings"][student]
         assert steps["before fetch"] == {"released": [ASSIGNMENT]}, steps
         assert steps["after fetch"] == {"fetched": [ASSIGNMENT]}, steps
@@ -547,7 +612,7 @@ def test_grades_and_feedback_reach_only_their_student(round_trip):
     # The written answers wait for the tutor; every automatic test of the full
     # answer passes, the two answered questions of the partial one (1 point
     # each), nothing of the blank one.
-    assert score == {"mlmt-student1": auto, "mlmt-student2": 2.0, "mlmt-student3": 0.0}, grades
+    assert score == {STUDENT1: auto, STUDENT2: 2.0, STUDENT3: 0.0}, grades
     print("\n" + round_trip["grading"].stdout)
     for student, fb in round_trip["feedback"].items():
         assert fb["files"] == [f"{ASSIGNMENT}.html"], (student, fb["files"])
@@ -560,11 +625,6 @@ def test_grades_and_feedback_reach_only_their_student(round_trip):
 
 
 def test_students_cannot_read_each_other_or_the_instructor(hub, round_trip):
-    exchange = hub.exchange / COURSE
-    submissions = sorted(p.name for p in (exchange / "inbound").iterdir())
-    assert len(submissions) == 3, submissions
-    feedback_files = sorted((exchange / "feedback").iterdir())
-    assert len(feedback_files) == 3, feedback_files
     checks = []
     for student in STUDENTS:
         others = [s for s in STUDENTS if s != student]
@@ -574,22 +634,24 @@ def test_students_cannot_read_each_other_or_the_instructor(hub, round_trip):
             f"cat /home/{INSTRUCTOR}/{COURSE}/gradebook.db",
             f"cat /home/{INSTRUCTOR}/{COURSE}/solutions/{ASSIGNMENT}/{ASSIGNMENT}.ipynb",
             f"ls /home/{INSTRUCTOR}/{COURSE}/submitted",
-            f"ls {exchange}/inbound",
-            f"ls {exchange}/feedback",
         ]
+        if hub.kind == "service":
+            # The service's files and database: in the hub's state folder, root's only.
+            forbidden += [f"ls {hub.state}", f"ls {hub.state}/ngshare/files"]
+        else:
+            forbidden += folder_exchange_forbidden(hub.exchange / COURSE)
         for command in forbidden:
             result = as_user(student, command, check=False)
             checks.append((student, command, result.returncode))
             assert result.returncode != 0 and "Permission denied" in result.stderr, (
                 student, command, result.stdout[:300])
-        # Another student's submission cannot even be found: the names carry a
-        # random part and the folder cannot be listed.
-        for other in others:
-            result = as_user(student, f"ls -d {exchange}/inbound/{other}+{ASSIGNMENT}+*", check=False)
-            assert result.returncode != 0, (student, other, result.stdout)
-        # Their own things they can read.
         as_user(student, f"cat ~/{COURSE}/{ASSIGNMENT}/{ASSIGNMENT}.ipynb > /dev/null")
-        as_user(student, f"ls {exchange}/outbound/{ASSIGNMENT}")
+        if hub.kind == "folder":
+            folder_exchange_own_and_hidden(hub.exchange / COURSE, student, others, ASSIGNMENT)
+    if hub.kind == "folder":
+        exchange = hub.exchange / COURSE
+        assert len(list((exchange / "inbound").iterdir())) == 3
+        assert len(list((exchange / "feedback").iterdir())) == 3
     # Through the hub: one student's token does not open another student's server.
     for student in STUDENTS:
         for other in STUDENTS:
@@ -599,16 +661,167 @@ def test_students_cannot_read_each_other_or_the_instructor(hub, round_trip):
     (ARTIFACTS / "isolation.json").write_text(json.dumps(checks, indent=1))
 
 
+def folder_exchange_forbidden(exchange: Path) -> list[str]:
+    """What no student may list in the shared folder: everyone's submissions and feedback."""
+    return [f"ls {exchange}/inbound", f"ls {exchange}/feedback"]
+
+
+def folder_exchange_own_and_hidden(exchange: Path, student: str, others: list[str], assignment: str):
+    # Another student's submission cannot even be found: the names carry a
+    # random part and the folder cannot be listed.
+    for other in others:
+        result = as_user(student, f"ls -d {exchange}/inbound/{other}+{assignment}+*", check=False)
+        assert result.returncode != 0, (student, other, result.stdout)
+    # The released work they can read.
+    as_user(student, f"ls {exchange}/outbound/{assignment}")
+
+
+def _refused(response: requests.Response) -> bool:
+    """The exchange service said no: an error status and no success (never files)."""
+    try:
+        body = response.json()
+    except ValueError:
+        body = {}
+    return response.status_code >= 400 and not body.get("success") and "files" not in body
+
+
+def test_exchange_service_refuses_what_is_not_a_students(hub, round_trip):
+    """Each student, with their own hub token, asks the service for what is not theirs."""
+    if hub.kind != "service":
+        pytest.skip("the round trip used the shared folder (MLM_HUB_TEST_EXCHANGE=folder)")
+    course = COURSE
+    listing = hub.ngshare_call("GET", f"submissions/{course}/{ASSIGNMENT}").json()
+    assert listing["success"], listing
+    stamps = {}
+    for item in listing["submissions"]:
+        stamps.setdefault(item["student_id"], []).append(item["timestamp"])
+    assert set(stamps) == set(STUDENTS), stamps
+    attempts = []
+    for student in STUDENTS:
+        others = [s for s in STUDENTS if s != student]
+        # What is theirs they get: the released work, their own submissions and feedback.
+        own = hub.ngshare_call("GET", f"assignment/{course}/{ASSIGNMENT}", student, params={"list_only": "true"})
+        assert own.json().get("success"), own.text[:300]
+        mine = hub.ngshare_call("GET", f"submissions/{course}/{ASSIGNMENT}/{student}", student).json()
+        assert [s["timestamp"] for s in mine["submissions"]] == stamps[student], mine
+        fb = hub.ngshare_call("GET", f"feedback/{course}/{ASSIGNMENT}/{student}", student,
+                              params={"timestamp": stamps[student][-1], "list_only": "true"}).json()
+        assert [f["path"] for f in fb["files"]] == [f"{ASSIGNMENT}.html"], fb
+        tries = {
+            "list every submission": ("GET", f"submissions/{course}/{ASSIGNMENT}", {}),
+            "work not released": ("GET", f"assignment/{course}/{FOLDER_ASSIGNMENT}", {}),
+            "release work": ("POST", f"assignment/{course}/{student}-work",
+                             {"data": {"files": json.dumps([{"path": "a.ipynb", "content": "e30=\n"}])}}),
+            "withdraw the released work": ("DELETE", f"assignment/{course}/{ASSIGNMENT}", {}),
+            "enrol as instructor": ("POST", f"instructor/{course}/{student}",
+                                    {"data": {"first_name": "x", "last_name": "x", "email": "x"}}),
+            "read the roster": ("GET", f"students/{course}", {}),
+        }
+        for other in others:
+            tries.update({
+                f"list {other}'s submissions": ("GET", f"submissions/{course}/{ASSIGNMENT}/{other}", {}),
+                f"download {other}'s submission": ("GET", f"submission/{course}/{ASSIGNMENT}/{other}", {}),
+                f"fetch {other}'s feedback": ("GET", f"feedback/{course}/{ASSIGNMENT}/{other}",
+                                              {"params": {"timestamp": stamps[other][-1]}}),
+                f"write {other}'s feedback": ("POST", f"feedback/{course}/{ASSIGNMENT}/{other}",
+                                              {"data": {"timestamp": stamps[other][-1], "files": "[]"}}),
+                f"unenrol {other}": ("DELETE", f"student/{course}/{other}", {}),
+            })
+        for what, (method, path, kw) in tries.items():
+            response = hub.ngshare_call(method, path, student, **kw)
+            attempts.append((student, what, response.status_code))
+            assert _refused(response), (student, what, response.status_code, response.text[:300])
+    # Without a hub token, or with one the hub did not issue, nothing at all.
+    for token in ("", secrets.token_hex(32)):
+        response = hub.ngshare_call("GET", f"assignment/{course}/{ASSIGNMENT}", token=token)
+        attempts.append(("no valid token", "fetch the released work", response.status_code))
+        assert _refused(response) and response.status_code == 403, (response.status_code, response.text[:300])
+
+    # Submitting as another student: nbgrader's own submit, in a terminal of
+    # student 1, claiming student 2's name - the service files it as student 1's.
+    env = hub.exchange_env(STUDENT1)
+    env["env_extra"] = [e for e in env["env_extra"] if not e.startswith("JUPYTERHUB_USER=")]
+    env["env_extra"].append(f"JUPYTERHUB_USER={STUDENT2}")
+    as_user(STUDENT1, f"cd ~ && nbgrader submit {ASSIGNMENT} --course {COURSE}", **env)
+    # ... and so does a call that names student 2 as the user.
+    forged = hub.ngshare_call("POST", f"submission/{course}/{ASSIGNMENT}", STUDENT1,
+                              data={"user": STUDENT2, "files": json.dumps(
+                                  [{"path": f"{ASSIGNMENT}.ipynb", "content": "e30=\n"}])})
+    assert forged.json().get("success"), forged.text[:300]
+    after = {}
+    for item in hub.ngshare_call("GET", f"submissions/{course}/{ASSIGNMENT}").json()["submissions"]:
+        after.setdefault(item["student_id"], []).append(item["timestamp"])
+    assert after[STUDENT2] == stamps[STUDENT2], (after, stamps)
+    assert len(after[STUDENT1]) == len(stamps[STUDENT1]) + 2, (after, stamps)
+    attempts.append((STUDENT1, f"submit as {STUDENT2}", "filed as the sender's"))
+    (ARTIFACTS / "exchange-service-refusals.json").write_text(json.dumps(attempts, indent=1))
+
+
+def test_folder_exchange_round_trip_and_permissions(hub, round_trip):
+    """The shared folder exchange, without the hub: release, fetch, submit, collect, feedback."""
+    if hub.kind == "folder":
+        pytest.skip("the hub's round trip used the folder exchange")
+    exchange = hub.exchange / COURSE
+    folder = {"exchange": hub.exchange}
+    students = [STUDENT1, STUDENT2]
+    as_user(INSTRUCTOR, f"cd ~/{COURSE} && nbgrader release_assignment {FOLDER_ASSIGNMENT}", **folder)
+    for student in students:
+        as_user(student, f"cd ~ && nbgrader fetch_assignment {FOLDER_ASSIGNMENT} && "
+                f"nbgrader submit {FOLDER_ASSIGNMENT}", **folder)
+    collect = as_user(INSTRUCTOR, f"cd ~/{COURSE} && nbgrader collect {FOLDER_ASSIGNMENT}", **folder)
+    for student in students:
+        assert f"Collecting submission: {student} {FOLDER_ASSIGNMENT}" in collect.stderr, collect.stderr
+    # Feedback: one page per student (grading is the round trip's part), released as nbgrader does.
+    pages = " && ".join(
+        f"mkdir -p feedback/{s}/{FOLDER_ASSIGNMENT} && "
+        f"cp submitted/{s}/{FOLDER_ASSIGNMENT}/timestamp.txt submitted/{s}/{FOLDER_ASSIGNMENT}/submission_secret.txt "
+        f"feedback/{s}/{FOLDER_ASSIGNMENT}/ && "
+        f"echo '<p>feedback for {s}</p>' > feedback/{s}/{FOLDER_ASSIGNMENT}/{FOLDER_ASSIGNMENT}.html"
+        for s in students)
+    as_user(INSTRUCTOR, f"cd ~/{COURSE} && {pages} && nbgrader release_feedback {FOLDER_ASSIGNMENT}", **folder)
+    for student in students:
+        as_user(student, f"cd ~ && nbgrader fetch_feedback {FOLDER_ASSIGNMENT}", **folder)
+        got = as_user(student, f"cat ~/{COURSE}/{FOLDER_ASSIGNMENT}/feedback/*/{FOLDER_ASSIGNMENT}.html").stdout
+        assert got.strip() == f"<p>feedback for {student}</p>", (student, got)
+    assert len(list((exchange / "inbound").iterdir())) == 2
+    assert len(list((exchange / "feedback").iterdir())) == 2
+    for student in STUDENTS:
+        others = [s for s in STUDENTS if s != student]
+        for command in folder_exchange_forbidden(exchange):
+            result = as_user(student, command, check=False)
+            assert result.returncode != 0 and "Permission denied" in result.stderr, (student, command)
+        folder_exchange_own_and_hidden(exchange, student, others, FOLDER_ASSIGNMENT)
+
+
 def test_round_trip_time_and_memory(hub, round_trip):
     """Time per student, and the memory of a user's server with practical 1 run in its kernel."""
-    memory = measure_memory(hub, "mlmt-student1")
+    memory = measure_memory(hub, STUDENT1)
     timings = round_trip["timings"]
     per_student = round_trip["per_student"]
-    report = {"timings_s": {k: round(v, 1) for k, v in timings.items()},
+    report = {"exchange": hub.kind,
+              "timings_s": {k: round(v, 1) for k, v in timings.items()},
               "per_student_s": {k: round(v, 1) for k, v in per_student.items()},
               "memory_mib": memory}
     (ARTIFACTS / "measurements.json").write_text(json.dumps(report, indent=1))
     print("\nhub round trip:", json.dumps(report, indent=1))
+    # Grading: each submission's own steps (grading-report.json: sandbox, execution,
+    # tests, nbgrader's autograde and feedback) and what the run costs once
+    # (starting, the gradebook), from the command's wall clock.
+    steps = [sum(v for k, v in entry["seconds"].items() if k != "waiting for the gradebook")
+             for entry in round_trip["grading_report"]["submissions"] if entry["assignment"] == ASSIGNMENT]
+    assert len(steps) == len(STUDENTS), round_trip["grading_report"]
+    run = timings["instructor: grade 3 submissions"]
+    at_once = re.search(r"(\d+) at once", round_trip["grading"].stdout)
+    jobs = int(at_once.group(1)) if at_once else 1
+    per_submission = sum(steps) / len(steps)
+    capacity = class_capacity(per_submission, memory["total"], jobs=jobs,
+                              run_fixed_s=max(0.0, run - sum(steps) / jobs))
+    capacity["grading_run_s"] = {"submissions": len(steps), "jobs": jobs, "seconds": round(run, 1)}
+    capacity["exchange"] = hub.kind
+    capacity["measured_at"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    CAPACITY.parent.mkdir(exist_ok=True)
+    CAPACITY.write_text(json.dumps(capacity, indent=1) + "\n")
+    print("\nclass capacity (build/hub-capacity.json):\n" + capacity_table(capacity))
     # The whole class round trip (3 students) stays within the suite's budget.
     assert timings["round trip (all)"] < 300, timings
     assert 50 < memory["server"] < 1000 and 50 < memory["kernel_peak"] < 2000, memory
@@ -670,3 +883,48 @@ def run_in_kernel(hub: Hub, student: str, kernel_id: str, timeout: float = 180) 
                     break
     finally:
         ws.close()
+
+
+# --------------------------------------------------------------------------- capacity
+
+# What the class-size table assumes besides the two measurements: the hub, the
+# proxy and the system take 2 GB; one core keeps ten students' model fits at
+# a few seconds each; grading runs as many submissions at once as it did here.
+BASE_GIB = 2.0
+STUDENTS_PER_CORE = 10
+CLASS_SIZES = (30, 100, 300)
+
+
+def class_capacity(grading_s_per_submission: float, user_mib: float, jobs: int = 1,
+                   run_fixed_s: float = 0.0) -> dict:
+    """The class-size table from grading seconds per submission and a working student's MiB.
+
+    ``jobs``: submissions graded at once (the grading command's default is one
+    per core); ``run_fixed_s``: what one grading run costs whatever the class size.
+    """
+    rows = []
+    for size in CLASS_SIZES:
+        rows.append({
+            "students": size,
+            "memory_gib": round(BASE_GIB + size * user_mib / 1024, 1),
+            "cores": max(2, -(-size // STUDENTS_PER_CORE)),
+            "grading_minutes": round((run_fixed_s + size * grading_s_per_submission / jobs) / 60, 1),
+        })
+    return {"grading_s_per_submission": round(grading_s_per_submission, 2),
+            "grading_run_fixed_s": round(run_fixed_s, 1),
+            "user_memory_mib": round(user_mib),
+            "assumptions": {"base_gib": BASE_GIB, "students_per_core": STUDENTS_PER_CORE,
+                            "grading_jobs": jobs},
+            "classes": rows}
+
+
+def capacity_table(capacity: dict) -> str:
+    lines = [f"grading {capacity['grading_s_per_submission']} s per submission "
+             f"(+ {capacity['grading_run_fixed_s']} s per run, "
+             f"{capacity['assumptions']['grading_jobs']} at once), "
+             f"{capacity['user_memory_mib']} MiB per working student",
+             "| class | memory | cores | autograding one practical |", "|---|---|---|---|"]
+    for row in capacity["classes"]:
+        lines.append(f"| {row['students']} | {row['memory_gib']} GB | {row['cores']} | "
+                     f"{row['grading_minutes']} minutes |")
+    return "\n".join(lines)
