@@ -7,6 +7,8 @@
 * ``tools/requirements-grading.txt`` pins what grading adds (the HTML
   sanitiser), included by ``requirements-dev.txt`` and installed by the hub's
   ``setup.sh``; students never get it;
+* ``hub/requirements.txt`` pins the hub (JupyterHub, the LTI 1.3
+  authenticator), included by ``requirements-dev.txt`` for the hub's tests;
 * the build backend the two ``pyproject.toml`` files ask for is the pinned one;
 * the installed versions are the pinned ones.
 """
@@ -19,8 +21,11 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 PIN = re.compile(r"^\s*-?\s*([A-Za-z0-9_.\-\[\]]+)\s*==\s*([^\s#]+)")
-DEV_TOOLS = {"pytest", "pytest-xdist", "nbval", "playwright", "hatchling"}
+DEV_TOOLS = {"pytest", "pytest-xdist", "nbval", "playwright", "hatchling",
+             # the hub's tests: a signed LTI 1.3 launch, the Helm values' schema
+             "pyjwt", "cryptography", "jsonschema", "pyyaml"}
 GRADING = REPO / "tools" / "requirements-grading.txt"
+HUB = REPO / "hub" / "requirements.txt"
 
 
 def _pins(path: Path) -> dict[str, str]:
@@ -43,8 +48,9 @@ def test_requirements_pin_exactly():
     dev = _entries(REPO / "requirements-dev.txt")
     assert dev[0] == "-r requirements.txt", "requirements-dev.txt builds on the runtime pins"
     assert dev[1] == "-r tools/requirements-grading.txt", "requirements-dev.txt includes grading's pins"
+    assert dev[2] == "-r hub/requirements.txt", "requirements-dev.txt includes the hub's pins (tests/test_lti.py)"
     grading = _entries(GRADING)
-    loose = [e for e in runtime + dev[2:] + grading if "==" not in e]
+    loose = [e for e in runtime + dev[3:] + grading + _entries(HUB) if "==" not in e]
     assert not loose, f"every requirement must be pinned with ==: {loose}"
 
 
@@ -53,6 +59,7 @@ def test_runtime_and_development_apart():
     assert set(dev) == DEV_TOOLS, f"requirements-dev.txt should add exactly {sorted(DEV_TOOLS)}"
     assert not set(runtime) & DEV_TOOLS, f"students would install {sorted(set(runtime) & DEV_TOOLS)}"
     assert set(_pins(GRADING)) == {"nh3"} and not set(runtime) & {"nh3"}
+    assert not set(runtime) & set(_pins(HUB)), "the hub's packages are not the students'"
     assert {"jupyterlab", "nbgrader", "numpy", "scipy", "pandas", "statsmodels", "matplotlib",
             "ipywidgets"} <= set(runtime)
 
@@ -99,6 +106,7 @@ def test_build_backend_is_the_pinned_hatchling():
 def test_installed_versions_match_pins():
     from importlib.metadata import version
 
-    pins = _pins(REPO / "requirements.txt") | _pins(REPO / "requirements-dev.txt") | _pins(GRADING)
+    pins = (_pins(REPO / "requirements.txt") | _pins(REPO / "requirements-dev.txt") | _pins(GRADING)
+            | _pins(HUB))
     for name, pinned in pins.items():
         assert version(name) == pinned, f"{name}: installed {version(name)}, pinned {pinned}"
