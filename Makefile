@@ -25,7 +25,7 @@ venv: $(STAMP)
 
 # Runtime pins + test and build tools (requirements-dev.txt), the helper
 # library and the tutor tools, both editable.
-$(STAMP): requirements.txt requirements-dev.txt tools/requirements-grading.txt hub/requirements.txt pyproject.toml tools/pyproject.toml
+$(STAMP): requirements.txt requirements-dev.txt tools/requirements-grading.txt pyproject.toml tools/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r requirements-dev.txt

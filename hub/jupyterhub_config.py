@@ -50,7 +50,6 @@ import sys
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 from classhub import default_roster, read_roster  # noqa: E402 - hub/classhub.py, beside this file
-import lti_login  # noqa: E402 - hub/lti_login.py, beside this file
 
 c = get_config()  # noqa: F821 - provided by JupyterHub
 
@@ -93,6 +92,8 @@ elif auth == "lti13":
     # log-in (Authenticator.manage_groups), so the roster's roles do not: the
     # roster still says who may log in (each needs a system account here) and
     # whose home gets the course folder.
+    import lti_login  # hub/lti_login.py, beside this file
+
     lti_login.configure(c, os.environ, allowed_users=instructors + students)
 else:
     raise ValueError(f"MLM_HUB_AUTH={auth!r}: use 'shared-password' (a trial), 'pam' or 'lti13'")

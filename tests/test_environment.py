@@ -7,8 +7,8 @@
 * ``tools/requirements-grading.txt`` pins what grading adds (the HTML
   sanitiser), included by ``requirements-dev.txt`` and installed by the hub's
   ``setup.sh``; students never get it;
-* ``hub/requirements.txt`` pins the hub (JupyterHub, the LTI 1.3
-  authenticator), included by ``requirements-dev.txt`` for the hub's tests;
+* ``hub/requirements.txt`` pins the hub; the test environment has its
+  JupyterHub and LTI 1.3 authenticator at the same versions (tests/test_lti.py);
 * the build backend the two ``pyproject.toml`` files ask for is the pinned one;
 * the installed versions are the pinned ones.
 """
@@ -22,8 +22,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 PIN = re.compile(r"^\s*-?\s*([A-Za-z0-9_.\-\[\]]+)\s*==\s*([^\s#]+)")
 DEV_TOOLS = {"pytest", "pytest-xdist", "nbval", "playwright", "hatchling",
-             # the hub's tests: a signed LTI 1.3 launch, the Helm values' schema
-             "pyjwt", "cryptography", "jsonschema", "pyyaml"}
+             # the hub's tests: a real JupyterHub with LTI 1.3 log-in (the hub's own pins),
+             # a signed launch, the Helm values' schema
+             "jupyterhub", "jupyterhub-ltiauthenticator", "pyjwt", "cryptography", "jsonschema", "pyyaml"}
 GRADING = REPO / "tools" / "requirements-grading.txt"
 HUB = REPO / "hub" / "requirements.txt"
 
@@ -48,9 +49,8 @@ def test_requirements_pin_exactly():
     dev = _entries(REPO / "requirements-dev.txt")
     assert dev[0] == "-r requirements.txt", "requirements-dev.txt builds on the runtime pins"
     assert dev[1] == "-r tools/requirements-grading.txt", "requirements-dev.txt includes grading's pins"
-    assert dev[2] == "-r hub/requirements.txt", "requirements-dev.txt includes the hub's pins (tests/test_lti.py)"
     grading = _entries(GRADING)
-    loose = [e for e in runtime + dev[3:] + grading + _entries(HUB) if "==" not in e]
+    loose = [e for e in runtime + dev[2:] + grading + _entries(HUB) if "==" not in e]
     assert not loose, f"every requirement must be pinned with ==: {loose}"
 
 
@@ -60,6 +60,9 @@ def test_runtime_and_development_apart():
     assert not set(runtime) & DEV_TOOLS, f"students would install {sorted(set(runtime) & DEV_TOOLS)}"
     assert set(_pins(GRADING)) == {"nh3"} and not set(runtime) & {"nh3"}
     assert not set(runtime) & set(_pins(HUB)), "the hub's packages are not the students'"
+    hub = _pins(HUB)
+    for name in ("jupyterhub", "jupyterhub-ltiauthenticator"):
+        assert dev[name] == hub[name], f"{name}: {dev[name]} in requirements-dev.txt, {hub[name]} in the hub's"
     assert {"jupyterlab", "nbgrader", "numpy", "scipy", "pandas", "statsmodels", "matplotlib",
             "ipywidgets"} <= set(runtime)
 
@@ -106,7 +109,6 @@ def test_build_backend_is_the_pinned_hatchling():
 def test_installed_versions_match_pins():
     from importlib.metadata import version
 
-    pins = (_pins(REPO / "requirements.txt") | _pins(REPO / "requirements-dev.txt") | _pins(GRADING)
-            | _pins(HUB))
+    pins = _pins(REPO / "requirements.txt") | _pins(REPO / "requirements-dev.txt") | _pins(GRADING)
     for name, pinned in pins.items():
         assert version(name) == pinned, f"{name}: installed {version(name)}, pinned {pinned}"
