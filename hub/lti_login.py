@@ -17,6 +17,10 @@ tool's client id), the expiry, the nonce and the state; this module adds:
   takes this one) does not count.  The groups follow the platform at every
   log-in (``Authenticator.manage_groups``), so a role changed in the
   platform changes the group at the next launch.
+* the launch's state and nonce cookies marked ``SameSite=None; Secure``
+  over HTTPS: the platform sends the browser back to the hub with a
+  cross-site form post, on which browsers hold back cookies without that
+  mark (:class:`CourseLTI13Authenticator`);
 * optionally, only launches from one course of the platform
   (``MLM_HUB_LTI_CONTEXT_ID``: the platform's course id, the ``id`` of the
   LTI context claim); a launch from another course is refused.
@@ -36,15 +40,18 @@ platform; Moodle, for example, shows them under *Tool configuration details*):
                                 hub the name must be a roster login (a system account).
 ``MLM_HUB_LTI_CONTEXT_ID``      [any course] accept launches from this course only
 
-Only the standard library here: JupyterHub imports this file from
-``jupyterhub_config.py`` and tests/test_lti.py imports :func:`groups_for_roles`.
+Only the standard library at import: ``jupyterhub_config.py`` imports this
+file, the Zero to JupyterHub values mount it in the hub (``--set-file``), and
+the tests import :func:`groups_for_roles`.  The authenticator class is made
+on first use (``lti_login.CourseLTI13Authenticator``), where
+jupyterhub-ltiauthenticator is installed.
 """
 
 from __future__ import annotations
 
 import os
 
-AUTHENTICATOR = "ltiauthenticator.lti13.auth.LTI13Authenticator"
+AUTHENTICATOR = "lti_login.CourseLTI13Authenticator"
 ROLES_CLAIM = "https://purl.imsglobal.org/spec/lti/claim/roles"
 CONTEXT_CLAIM = "https://purl.imsglobal.org/spec/lti/claim/context"
 # LIS v2 context (membership) roles.  Sub-roles are written
@@ -69,6 +76,44 @@ def is_instructor(roles) -> bool:
 def groups_for_roles(roles) -> list[str]:
     """The hub groups of a person with these LTI roles: ``instructors`` or ``students``."""
     return [INSTRUCTORS] if is_instructor(roles) else [STUDENTS]
+
+
+def _make_authenticator_class():
+    from ltiauthenticator.lti13.auth import LTI13Authenticator
+    from ltiauthenticator.lti13.handlers import LTI13LoginInitHandler
+
+    class CrossSiteLoginInitHandler(LTI13LoginInitHandler):
+        """The login initiation, with state and nonce cookies that survive the platform's form post.
+
+        The platform returns the browser to ``/hub/lti13/oauth_callback`` with
+        a form post from its own site; browsers send a cookie on such a
+        cross-site post only when it says ``SameSite=None`` (which needs
+        ``Secure``, so HTTPS).  Only these two short-lived cookies are
+        marked so; the hub's log-in cookie keeps the browser's default.
+        """
+
+        def _set_oauth_cookie(self, key, value):
+            cross_site = {"samesite": "None", "secure": True} if self.request.protocol == "https" else {}
+            self._set_cookie(key, value, expires_days=1, httponly=True, encrypted=True, **cross_site)
+
+    class CourseLTI13Authenticator(LTI13Authenticator):
+        """jupyterhub-ltiauthenticator's LTI13Authenticator (configured as ``c.LTI13Authenticator``),
+        with the cross-site cookies of :class:`CrossSiteLoginInitHandler`."""
+
+        login_handler = CrossSiteLoginInitHandler
+
+    return CourseLTI13Authenticator
+
+
+def __getattr__(name):
+    # ``lti_login.CourseLTI13Authenticator`` (JupyterHub's authenticator_class):
+    # made when first asked for, so that importing this module needs nothing
+    # but the standard library.
+    if name == "CourseLTI13Authenticator":
+        cls = _make_authenticator_class()
+        globals()[name] = cls
+        return cls
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def make_post_auth_hook(context_id: str | None = None):
@@ -101,6 +146,7 @@ def configure(c, env=os.environ, allowed_users=None) -> None:
         raise ValueError(f"MLM_HUB_AUTH=lti13 needs {', '.join(missing)} (from the tool's registration "
                          "in the learning platform; see hub/lti.py)")
     c.JupyterHub.authenticator_class = AUTHENTICATOR
+    # Configured under the name of the class it extends (its traits are LTI13Authenticator's).
     c.LTI13Authenticator.issuer = env["MLM_HUB_LTI_ISSUER"]
     c.LTI13Authenticator.client_id = {i.strip() for i in env["MLM_HUB_LTI_CLIENT_ID"].split(",") if i.strip()}
     c.LTI13Authenticator.authorize_url = env["MLM_HUB_LTI_AUTHORIZE_URL"]

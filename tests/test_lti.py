@@ -398,6 +398,29 @@ def test_a_replayed_id_token_is_refused(platform, hub):
     assert not any(c.name == "jupyterhub-hub-login" for c in thief.cookies)
 
 
+def test_the_launch_cookies_survive_a_cross_site_post(platform, hub):
+    """Behind HTTPS (the proxy says so) the state and nonce cookies are SameSite=None; Secure."""
+    hint = secrets.token_hex(8)
+    platform.launches[hint] = {"user": USERS["student1"], "roles": MOODLE_STUDENT_ROLES,
+                               "target": f"{hub['url']}/hub/home", "message_hint": "m"}
+    init = requests.post(f"{hub['url']}/hub/lti13/oauth_login", allow_redirects=False, timeout=30,
+                         headers={"X-Forwarded-Proto": "https"},
+                         data={"iss": platform.issuer, "login_hint": hint, "target_link_uri": f"{hub['url']}/hub/home",
+                               "lti_message_hint": "m", "client_id": CLIENT_ID})
+    assert init.status_code == 302, init.text
+    cookies = [v for k, v in init.raw.headers.items() if k.lower() == "set-cookie"]
+    lti_cookies = [c for c in cookies if c.startswith("lti13authenticator-")]
+    assert len(lti_cookies) == 2, cookies
+    for cookie in lti_cookies:
+        attributes = {a.strip().lower() for a in cookie.split(";")[1:]}
+        assert {"samesite=none", "secure", "httponly"} <= attributes, cookie
+    # Over plain HTTP (this test's other launches) the browser's default stays.
+    plain = requests.post(f"{hub['url']}/hub/lti13/oauth_login", allow_redirects=False, timeout=30,
+                          data={"iss": platform.issuer, "login_hint": hint, "target_link_uri": "x",
+                                "client_id": CLIENT_ID})
+    assert "samesite" not in plain.headers.get("Set-Cookie", "").lower()
+
+
 def test_the_tool_configuration_for_the_platform(hub):
     """The JSON a platform (Canvas) can install the tool from names the hub's log-in URL."""
     config = requests.get(f"{hub['url']}/hub/lti13/config", timeout=30).json()
