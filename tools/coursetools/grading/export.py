@@ -17,6 +17,9 @@ points out of the practical's maximum:
     asks which one "Identify user by" uses), ``First name`` and ``Last name``
     when the roster has them, then one column per practical.  On import, map
     each practical's column to its grade item (or to a new grade item).
+    Moodle reads an empty cell as "no grade" (it clears a grade already
+    there) and abandons the whole import at a row whose person it cannot
+    find.
 ``canvas``
     Canvas's gradebook CSV (*Grades → Import*): ``Student``, ``ID``,
     ``SIS User ID``, ``SIS Login ID``, ``Section``, then one column per
@@ -35,7 +38,7 @@ points out of the practical's maximum:
     ``Username``.
 
 Every student of the gradebook and of the roster is in the file; one without
-a submission has an empty grade (the platforms leave an empty cell alone).
+a submission has an empty grade (not a zero).
 A submission whose written answers are not all marked yet has an empty grade
 too, and is named on stderr, unless ``--partial`` exports its score so far.
 
