@@ -230,3 +230,15 @@ def test_grading_command_is_unchanged_without_export():
 def test_numbers_as_platforms_read_them():
     assert [ex._number(v) for v in (None, 0.0, 12.0, 12.5, 12.25, 1 / 3, -0.0, 1234567.0)] == \
         ["", "0", "12", "12.5", "12.25", "0.33", "0", "1234567"]
+
+
+def test_the_hubs_example_roster_serves_both_the_hub_and_the_export():
+    """hub/roster.example.csv: the hub reads username and role, the export the names and numbers too."""
+    sys.path.insert(0, str(REPO / "hub"))
+    import classhub
+
+    roster = REPO / "hub" / "roster.example.csv"
+    hub_people = classhub.read_roster(roster)
+    students = ex.read_roster(roster)
+    assert set(students) == {p.username for p in hub_people if p.role == "student"}
+    assert all(p.email and p.first_name and p.last_name and p.student_id for p in students.values())
