@@ -187,7 +187,9 @@ def test_the_exchange_service_on_both_sides(values):
     assert nbgrader["mountPath"] == "/etc/jupyter/nbgrader_config.py"
     code = nbgrader["stringData"]
     compile(code, "nbgrader_config.py", "exec")
-    assert "configureExchange(c, " in code and "/services/ngshare" in code
+    assert 'configureExchange(c, os.environ["MLM_NGSHARE_URL"])' in code
+    env = values["singleuser"]["extraEnv"]
+    assert env["MLM_EXCHANGE"] == "service" and env["MLM_NGSHARE_URL"].endswith("/services/ngshare")
     assert 'course_id = "multilevel"' in code
     assert "ngshare-exchange==" in DOCKERFILE.read_text()
 
