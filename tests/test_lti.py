@@ -426,3 +426,30 @@ def test_the_tool_configuration_for_the_platform(hub):
     """The JSON a platform (Canvas) can install the tool from names the hub's log-in URL."""
     config = requests.get(f"{hub['url']}/hub/lti13/config", timeout=30).json()
     assert config["oidc_initiation_url"].endswith("/hub/lti13/oauth_login")
+
+
+def test_lti_needs_the_platforms_settings_and_make_hub_passes_them(monkeypatch):
+    class Section(dict):
+        def __getattr__(self, name):
+            return self.setdefault(name, Section())
+
+        def __setattr__(self, name, value):
+            self[name] = value
+
+    with pytest.raises(ValueError, match="MLM_HUB_LTI_JWKS_URL"):
+        lti_login.configure(Section(), {"MLM_HUB_LTI_ISSUER": "https://vle", "MLM_HUB_LTI_CLIENT_ID": "x",
+                                        "MLM_HUB_LTI_AUTHORIZE_URL": "https://vle/auth"})
+    c = Section()
+    lti_login.configure(c, {"MLM_HUB_LTI_ISSUER": "https://vle", "MLM_HUB_LTI_CLIENT_ID": " a, b ",
+                            "MLM_HUB_LTI_AUTHORIZE_URL": "https://vle/auth", "MLM_HUB_LTI_JWKS_URL": "https://vle/jwks"})
+    assert c.LTI13Authenticator.client_id == {"a", "b"} and c.Authenticator.allow_all is True
+    assert c.LTI13Authenticator.username_key == "custom_username" and c.Authenticator.manage_groups is True
+    # `make hub` (hub/classhub.py) starts the hub with a clean environment, but keeps the log-in's settings.
+    import classhub
+
+    monkeypatch.setenv("MLM_HUB_AUTH", "lti13")
+    monkeypatch.setenv("MLM_HUB_LTI_ISSUER", "https://vle")
+    monkeypatch.setenv("MLM_HUB_STATE", "/elsewhere")
+    env = classhub.hub_environment(Path("/s"), Path("/x"), Path("/r.csv"), 8000)
+    assert env["MLM_HUB_AUTH"] == "lti13" and env["MLM_HUB_LTI_ISSUER"] == "https://vle"
+    assert env["MLM_HUB_STATE"] == "/s"
