@@ -134,6 +134,7 @@ def test_moodle_csv_import(course):
     done = _run(course, "--format", "moodle", "--identifier", "email")
     assert done.returncode == 0, done.stderr
     assert "carol/practical1: 1 written answer(s) not marked yet (q2_written): left empty" in done.stderr
+    assert "(practical1 out of 14, practical2 out of 6)" in done.stdout
     rows = _read(course / "grades-moodle.csv")
     head, body = rows[0], rows[1:]
     assert head == ["Email address", "First name", "Last name", "practical1", "practical2"]

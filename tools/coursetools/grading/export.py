@@ -284,6 +284,6 @@ def main(argv: list[str] | None = None) -> int:
               f"({', '.join(cells)}): {what}", file=sys.stderr)
     graded = sum(grades.grade(p.username, a, args.partial) is not None
                  for p in grades.people for a, _ in grades.assignments)
-    print(f"{args.format}: {len(grades.people)} students, {len(grades.assignments)} practical(s), "
-          f"{graded} grade(s) -> {path}")
+    maxima = ", ".join(f"{name} out of {_number(top)}" for name, top in grades.assignments)
+    print(f"{args.format}: {len(grades.people)} students, {graded} grade(s) ({maxima}) -> {path}")
     return 0
