@@ -301,3 +301,19 @@ def test_the_images_pins_are_the_repositorys():
                 assert "==" in word, f"unpinned in the Dockerfile: {word}"
     # Student mode from the edition's own postBuild, with the assignment list on.
     assert any("NBGRADER_ASSIGNMENT_LIST=on bash ./postBuild" in i for i in instructions)
+
+
+def test_instructors_get_back_what_student_mode_locks():
+    """postBuild disables and locks the tutor's plugins; the instructors' page config undoes both."""
+    off = re.search(r"^off=\(([^)]*)\)", (REPO / "postBuild").read_text(), re.M).group(1).split()
+    tutor_plugins = [p for p in off if p.startswith("@jupyter/nbgrader:")]
+    assert set(tutor_plugins) == {"@jupyter/nbgrader:formgrader", "@jupyter/nbgrader:create-assignment"}
+    page = re.search(r"<<'JSON' /opt/course/instructor-config/labconfig/page_config.json\n(.*?)\nJSON\n",
+                     DOCKERFILE.read_text(), re.S).group(1)
+    config = json.loads(page)
+    for plugin in tutor_plugins:
+        assert config["disabledExtensions"][plugin] is False and config["lockedExtensions"][plugin] is False
+    server = re.search(r"<<'JSON' /opt/course/instructor-config/jupyter_server_config.d/nbgrader-formgrader.json\n"
+                       r"(.*?)\nJSON\n", DOCKERFILE.read_text(), re.S).group(1)
+    extensions = json.loads(server)["ServerApp"]["jpserver_extensions"]
+    assert extensions == {"nbgrader.server_extensions.formgrader": True, "coursetools.grading.web": True}
