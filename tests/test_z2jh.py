@@ -143,6 +143,11 @@ def test_lti_log_in_with_groups_from_the_platforms_roles(values):
     for key in ("issuer", "authorize_url", "jwks_endpoint", "client_id", "username_key"):
         assert lti.get(key), f"LTI13Authenticator.{key} is not set"
     assert config["Authenticator"]["manage_groups"] is True
+    if lti["username_key"] == "email":
+        # e-mail addresses as user names: also nbgrader's student ids, which grading accepts
+        from coursetools.grading.course import STUDENT_ID
+
+        assert STUDENT_ID.fullmatch("sam.o-neil_2@students.uni.example.ac.uk")
     # With groups managed by the authenticator JupyterHub refuses load_groups.
     assert "load_groups" not in json.dumps(values["hub"])
     assert values["hub"]["extraFiles"]["lti-login"]["mountPath"] == "/usr/local/etc/jupyterhub/lti_login.py"
