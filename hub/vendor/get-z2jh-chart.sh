@@ -6,7 +6,9 @@
 #
 #   bash hub/vendor/get-z2jh-chart.sh            # then commit hub/vendor/z2jh-4.4.0/
 #
-# Needs the network (hub.jupyter.org, github.com); the test itself does not.
+# Needs the network (hub.jupyter.org, github.com) and a Python with PyYAML
+# (PYTHON, default .venv/bin/python, as `make venv` makes it); the test itself
+# needs neither.
 # The chart tarball is checked against the sha256 digest the chart repository's
 # index lists for that version.  The chart packages values.schema.json, which
 # the chart's build generates from jupyterhub/values.schema.yaml in the
@@ -21,7 +23,8 @@ work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 
 curl -fsSL "$REPO_URL/index.yaml" -o "$work/index.yaml"
-digest="$(python3 - "$work/index.yaml" "$VERSION" <<'PY'
+PYTHON="${PYTHON:-$HERE/../../.venv/bin/python}"
+digest="$("$PYTHON" - "$work/index.yaml" "$VERSION" <<'PY'
 import sys, yaml
 index = yaml.safe_load(open(sys.argv[1]))
 entry = next(e for e in index["entries"]["jupyterhub"] if e["version"] == sys.argv[2])
