@@ -18,7 +18,7 @@ set -euo pipefail
 VERSION="${1:-4.4.0}"
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 OUT="$HERE/z2jh-$VERSION"
-REPO_URL="https://hub.jupyter.org/helm-chart"
+REPO_URL="${Z2JH_CHART_REPO:-https://hub.jupyter.org/helm-chart}"
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 
@@ -36,7 +36,8 @@ echo "$digest  $work/chart.tgz" | sha256sum -c -
 tar -xzf "$work/chart.tgz" -C "$work" jupyterhub/values.schema.json jupyterhub/values.yaml
 mkdir -p "$OUT"
 cp "$work/jupyterhub/values.schema.json" "$work/jupyterhub/values.yaml" "$OUT/"
-curl -fsSL "https://raw.githubusercontent.com/jupyterhub/zero-to-jupyterhub-k8s/$VERSION/LICENSE" -o "$OUT/LICENSE"
+curl -fsSL "${Z2JH_LICENSE_URL:-https://raw.githubusercontent.com/jupyterhub/zero-to-jupyterhub-k8s/$VERSION/LICENSE}" \
+    -o "$OUT/LICENSE"
 cat > "$OUT/SOURCE.md" <<MD
 # Zero to JupyterHub chart $VERSION: values schema and default values
 
