@@ -65,7 +65,7 @@ def course(tmp_path_factory):
         gb.add_grade_cell("q2_written", "practical1", "practical1", max_score=4, cell_type="markdown")
         gb.add_notebook("practical2", "practical2")
         gb.add_grade_cell("q1_test", "practical2", "practical2", max_score=6, cell_type="code")
-        for student in ("alice", "bob", "carol"):
+        for student in ("alice", "bob", "carol", "tutor"):  # the tutor tried the practical too
             gb.add_student(student)
         # An id nbgrader knows from collecting but the roster lacks: still exported.
         gb.add_student("erin", first_name="Erin", last_name="Evans", email="erin@uni.example")
@@ -76,7 +76,7 @@ def course(tmp_path_factory):
             grade.needs_manual_grade = needs_manual
             gb.db.commit()
 
-        for student in ("alice", "bob", "carol", "erin"):
+        for student in ("alice", "bob", "carol", "erin", "tutor"):
             with warnings.catch_warnings():
                 # nbgrader's add_submission under SQLAlchemy 2 ("not in session"): the rows are made all the same
                 warnings.simplefilter("ignore", sa_exc.SAWarning)

@@ -48,7 +48,8 @@ CSV file: ``username`` and ``role`` and, optionally, ``email``,
 ``first_name``, ``last_name``, ``student_id`` (the university's student
 number: Moodle's ID number, Canvas's SIS User ID, Blackboard's Student ID),
 ``platform_id`` (Canvas's own user ID) and ``section``.  Without a roster the
-names and emails nbgrader's gradebook holds are used.
+names and emails nbgrader's gradebook holds are used.  The roster's
+instructors are left out even when the gradebook has a submission of theirs.
 """
 
 from __future__ import annotations
@@ -104,8 +105,11 @@ class Grades:
         return self.scores[(student, assignment)]
 
 
-def read_roster(path) -> dict[str, Person]:
-    """The students of a roster CSV (``username`` required; see the module's help)."""
+def read_roster(path, roles=("student",)) -> dict[str, Person]:
+    """The people of a roster CSV with one of ``roles`` (``username`` required; see the module's help).
+
+    A roster without a ``role`` column lists students only.
+    """
     people = {}
     with open(path, newline="") as fh:
         reader = csv.DictReader(fh)
@@ -115,7 +119,7 @@ def read_roster(path) -> dict[str, Person]:
             name = (row.get("username") or "").strip()
             if not name or name.startswith("#"):
                 continue
-            if (row.get("role") or "student").strip().lower() != "student":
+            if (row.get("role") or "student").strip().lower() not in roles:
                 continue
             people[name] = Person(name, **{key: (row.get(key) or "").strip() for key in
                                            ("email", "first_name", "last_name", "student_id",
@@ -124,8 +128,11 @@ def read_roster(path) -> dict[str, Person]:
 
 
 def read_gradebook(db_url: str, course_id: str = "", assignments: list[str] | None = None,
-                   roster: dict[str, Person] | None = None) -> Grades:
-    """Scores, maxima and unmarked answers from nbgrader's gradebook."""
+                   roster: dict[str, Person] | None = None, staff=()) -> Grades:
+    """Scores, maxima and unmarked answers from nbgrader's gradebook.
+
+    ``staff``: ids the gradebook may hold (a tutor's trial submission) that are no students.
+    """
     from nbgrader.api import Gradebook, MissingEntry
 
     roster = roster or {}
@@ -141,6 +148,8 @@ def read_gradebook(db_url: str, course_id: str = "", assignments: list[str] | No
         grades = Grades([(a.name, float(a.max_score)) for a in known], [])
         people = dict(roster)
         for student in gb.students:
+            if student.id in staff:
+                continue
             mine = people.get(student.id, Person(student.id))
             people[student.id] = replace(
                 mine, email=mine.email or (student.email or ""),
@@ -239,7 +248,8 @@ def export(course_dir=".", fmt: str = "moodle", output=None, roster=None, assign
     coursedir = course_directory(nbgrader_config(course_dir))
     roster_path = Path(roster) if roster else _default_roster(course_dir)
     people = read_roster(roster_path) if roster_path else {}
-    grades = read_gradebook(coursedir.db_url, coursedir.course_id, assignments, people)
+    staff = set(read_roster(roster_path, roles=("instructor",))) if roster_path else set()
+    grades = read_gradebook(coursedir.db_url, coursedir.course_id, assignments, people, staff)
     output = Path(output) if output else course_dir / f"grades-{fmt}.csv"
     return write_export(fmt, grades, output, column_ids, identifier, partial), grades
 
