@@ -289,7 +289,8 @@ def hub_environment(state: Path, exchange: Path, roster: Path, port: int, ip: st
                     subdomain_host: str | None = None, exchange_kind: str = "folder",
                     ngshare_port: int | None = None, ngshare_admin_token: str | None = None) -> dict:
     """The environment ``hub/jupyterhub_config.py`` reads."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLM_HUB", "JUPYTERHUB"))}
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLM_HUB", "JUPYTERHUB"))
+           or k == "MLM_HUB_AUTH" or k.startswith("MLM_HUB_LTI_")}  # log-in chosen by the caller (LTI 1.3)
     env.update(
         MLM_HUB_PREFIX=str(PREFIX), MLM_HUB_STATE=str(state), MLM_EXCHANGE_ROOT=str(exchange),
         MLM_HUB_ROSTER=str(roster), MLM_HUB_IP=ip, MLM_HUB_PORT=str(port),

@@ -31,8 +31,10 @@ a trial run use this same file.
   (README, "Running a class").
 * Authentication for a trial: one shared password for the class
   (``$MLM_HUB_PASSWORD``), and only the roster's users may log in.  For a
-  real class set ``MLM_HUB_AUTH=pam`` (the machine's own passwords) or see the
-  README ("Running a class") for OAuth and LTI 1.3.
+  real class set ``MLM_HUB_AUTH=pam`` (the machine's own passwords) or
+  ``MLM_HUB_AUTH=lti13``: log-in from the learning platform, whose roles in
+  the course decide the groups (``hub/lti_login.py``, with its ``MLM_HUB_LTI_*``
+  variables; docs/tutors/class-at-scale.md).
 
 Environment variables (defaults in brackets):
 
@@ -42,7 +44,7 @@ hub/roster.example.csv], ``MLM_EXCHANGE_ROOT`` [/srv/nbgrader/exchange],
 ``MLM_HUB_SUBDOMAIN_HOST`` [none: one origin for all],
 ``MLM_HUB_IP`` [127.0.0.1], ``MLM_HUB_PORT`` [8000], ``MLM_HUB_API_PORT``
 [8081], ``MLM_HUB_PROXY_API_PORT`` [8001], ``MLM_HUB_AUTH``
-[shared-password | pam], ``MLM_HUB_PASSWORD`` (shared-password only),
+[shared-password | pam | lti13], ``MLM_HUB_PASSWORD`` (shared-password only),
 ``MLM_HUB_SERVICE_TOKEN`` (optional: an API token with the admin role, for
 scripts and the test), ``MLM_EXCHANGE`` [folder | service]; for the service
 ``MLM_NGSHARE_PORT`` [8082] and ``MLM_NGSHARE_ADMIN_TOKEN`` (the roster
@@ -96,14 +98,23 @@ if auth == "pam":
 elif auth == "shared-password":
     c.JupyterHub.authenticator_class = "shared-password"
     c.SharedPasswordAuthenticator.user_password = os.environ["MLM_HUB_PASSWORD"]
+elif auth == "lti13":
+    # Off by default.  The platform's roles in the course set the groups at each
+    # log-in (Authenticator.manage_groups), so the roster's roles do not: the
+    # roster still says who may log in (each needs a system account here) and
+    # whose home gets the course folder.
+    import lti_login  # hub/lti_login.py, beside this file
+
+    lti_login.configure(c, os.environ, allowed_users=instructors + students)
 else:
-    raise ValueError(f"MLM_HUB_AUTH={auth!r}: use 'shared-password' (a trial) or 'pam'")
+    raise ValueError(f"MLM_HUB_AUTH={auth!r}: use 'shared-password' (a trial), 'pam' or 'lti13'")
 c.Authenticator.allowed_users = set(instructors + students)
 c.Authenticator.admin_users = set()
-c.JupyterHub.load_groups = {
-    "instructors": {"users": instructors},
-    "students": {"users": students},
-}
+if auth != "lti13":
+    c.JupyterHub.load_groups = {
+        "instructors": {"users": instructors},
+        "students": {"users": students},
+    }
 
 # An API token for scripts (and the round-trip test): the admin role, so it can
 # start servers and issue tokens for users.  Only when one is given.

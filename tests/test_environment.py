@@ -7,6 +7,8 @@
 * ``tools/requirements-grading.txt`` pins what grading adds (the HTML
   sanitiser), included by ``requirements-dev.txt`` and installed by the hub's
   ``setup.sh``; students never get it;
+* ``hub/requirements.txt`` pins the hub; the test environment has its
+  JupyterHub and LTI 1.3 authenticator at the same versions (tests/test_lti.py);
 * the build backend the two ``pyproject.toml`` files ask for is the pinned one;
 * the installed versions are the pinned ones.
 """
@@ -19,8 +21,12 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 PIN = re.compile(r"^\s*-?\s*([A-Za-z0-9_.\-\[\]]+)\s*==\s*([^\s#]+)")
-DEV_TOOLS = {"pytest", "pytest-xdist", "nbval", "playwright", "hatchling"}
+DEV_TOOLS = {"pytest", "pytest-xdist", "nbval", "playwright", "hatchling",
+             # the hub's tests: a real JupyterHub with LTI 1.3 log-in (the hub's own pins),
+             # a signed launch, the Helm values' schema
+             "jupyterhub", "jupyterhub-ltiauthenticator", "pyjwt", "cryptography", "jsonschema", "pyyaml"}
 GRADING = REPO / "tools" / "requirements-grading.txt"
+HUB = REPO / "hub" / "requirements.txt"
 
 
 def _pins(path: Path) -> dict[str, str]:
@@ -44,7 +50,7 @@ def test_requirements_pin_exactly():
     assert dev[0] == "-r requirements.txt", "requirements-dev.txt builds on the runtime pins"
     assert dev[1] == "-r tools/requirements-grading.txt", "requirements-dev.txt includes grading's pins"
     grading = _entries(GRADING)
-    loose = [e for e in runtime + dev[2:] + grading if "==" not in e]
+    loose = [e for e in runtime + dev[2:] + grading + _entries(HUB) if "==" not in e]
     assert not loose, f"every requirement must be pinned with ==: {loose}"
 
 
@@ -53,6 +59,10 @@ def test_runtime_and_development_apart():
     assert set(dev) == DEV_TOOLS, f"requirements-dev.txt should add exactly {sorted(DEV_TOOLS)}"
     assert not set(runtime) & DEV_TOOLS, f"students would install {sorted(set(runtime) & DEV_TOOLS)}"
     assert set(_pins(GRADING)) == {"nh3"} and not set(runtime) & {"nh3"}
+    assert not set(runtime) & set(_pins(HUB)), "the hub's packages are not the students'"
+    hub = _pins(HUB)
+    for name in ("jupyterhub", "jupyterhub-ltiauthenticator"):
+        assert dev[name] == hub[name], f"{name}: {dev[name]} in requirements-dev.txt, {hub[name]} in the hub's"
     assert {"jupyterlab", "nbgrader", "numpy", "scipy", "pandas", "statsmodels", "matplotlib",
             "ipywidgets"} <= set(runtime)
 

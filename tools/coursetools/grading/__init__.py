@@ -71,6 +71,10 @@ knows), :mod:`.staging`, :mod:`.sanitize`, :mod:`.execute` (with
 run), :mod:`.cli`; :mod:`.pages` and :mod:`.web` guard the pages that show
 submissions (Formgrader, feedback).
 
+``python -m coursetools.grading export --format moodle|canvas|blackboard``
+writes the gradebook's grades as the platform's offline import file
+(:mod:`.export`).
+
 Not imported by ``mlmhelpers`` (the students' library): it needs nbgrader,
 which students do not.
 """

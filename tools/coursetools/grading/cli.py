@@ -9,7 +9,16 @@ __all__ = ["main"]
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Command-line entry point; returns the exit status."""
+    """Command-line entry point; returns the exit status.
+
+    ``python -m coursetools.grading export --format ...`` writes the gradebook
+    as a learning platform's import file instead (:mod:`.export`).
+    """
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["export"]:
+        from .export import main as export_main
+
+        return export_main(argv[1:])
     from .course import grade_course
     from .report import FAILED
     from .sandbox import Limits, SandboxUnavailable
@@ -18,7 +27,8 @@ def main(argv: list[str] | None = None) -> int:
         prog="python -m coursetools.grading",
         description="Autograde every submission under submitted/<student>/<assignment>/ (each in "
         "its own sandbox), write feedback, grades.csv and grading-report.json, and report each "
-        "submission.",
+        "submission.  `python -m coursetools.grading export --help`: the grades as a learning "
+        "platform's import file (Moodle, Canvas, Blackboard).",
     )
     parser.add_argument("--course-dir", default=".", help="course folder (default: current folder)")
     parser.add_argument("--assignment", action="append", help="grade only this assignment (repeatable)")
