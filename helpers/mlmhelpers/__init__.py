@@ -54,6 +54,8 @@ _LAZY = {
     "simulate": "uncertainty",
     "bootstrap": "uncertainty",
     "bootstrap_lr_test": "uncertainty",
+    "BootstrapResult": "uncertainty",
+    "BootstrapLRTest": "uncertainty",
     "PALETTE": "style",
     "use_course_style": "style",
 }
@@ -87,6 +89,8 @@ __all__ = [
     "simulate",
     "bootstrap",
     "bootstrap_lr_test",
+    "BootstrapResult",
+    "BootstrapLRTest",
     "plot_caterpillar",
     "plot_group_lines",
     "plot_residuals",
