@@ -240,18 +240,23 @@ def ngshare_request(url: str, token: str, method: str = "GET", data: dict | None
         return status, {"success": False, "message": text[:500].decode(errors="replace")}
 
 
-def wait_for_ngshare(base: str, timeout: float = 60) -> bool:
-    """Wait until ngshare (``base``: its address, ending in /services/ngshare) answers its health check."""
+def _wait_ok(url: str, timeout: float, alive=lambda: True) -> bool:
+    """Poll ``url`` until it answers 200; False when time runs out or ``alive()`` turns False."""
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    while time.monotonic() < deadline and alive():
         try:
-            with urllib.request.urlopen(f"{base}/healthz", timeout=3) as response:
+            with urllib.request.urlopen(url, timeout=3) as response:
                 if response.status == 200:
                     return True
         except OSError:
             pass
         time.sleep(0.5)
     return False
+
+
+def wait_for_ngshare(base: str, timeout: float = 60) -> bool:
+    """Wait until ngshare (``base``: its address, ending in /services/ngshare) answers its health check."""
+    return _wait_ok(f"{base}/healthz", timeout)
 
 
 def enrol_ngshare(base: str, admin_token: str, people: list[Person]) -> None:
@@ -325,16 +330,7 @@ def hub_command() -> list[str]:
 
 def wait_for_login(url: str, proc: subprocess.Popen, timeout: float = 120) -> bool:
     """Wait until ``url`` (the login page) answers 200; False if the hub exits or time runs out."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and proc.poll() is None:
-        try:
-            with urllib.request.urlopen(url, timeout=3) as response:
-                if response.status == 200:
-                    return True
-        except OSError:
-            pass
-        time.sleep(0.5)
-    return False
+    return _wait_ok(url, timeout, alive=lambda: proc.poll() is None)
 
 
 def _trial_password(state: Path) -> str:

@@ -24,7 +24,10 @@ PIN = re.compile(r"^\s*-?\s*([A-Za-z0-9_.\-\[\]]+)\s*==\s*([^\s#]+)")
 DEV_TOOLS = {"pytest", "pytest-xdist", "nbval", "playwright", "hatchling",
              # the hub's tests: a real JupyterHub with LTI 1.3 log-in (the hub's own pins),
              # a signed launch, the Helm values' schema
-             "jupyterhub", "jupyterhub-ltiauthenticator", "pyjwt", "cryptography", "jsonschema", "pyyaml"}
+             "jupyterhub", "jupyterhub-ltiauthenticator", "pyjwt", "cryptography", "jsonschema", "pyyaml",
+             # the course website (make site): Sphinx, MyST-NB, the book theme, numpydoc
+             "sphinx", "myst-nb", "myst-parser", "jupyter-cache", "sphinx-book-theme",
+             "pydata-sphinx-theme", "numpydoc", "docutils"}
 GRADING = REPO / "tools" / "requirements-grading.txt"
 HUB = REPO / "hub" / "requirements.txt"
 
