@@ -140,10 +140,14 @@ class _Profiler:
         if len(x0) == 0:
             return f(x0), x0
         best = optimize.minimize(f, x0, method="BFGS", options=dict(gtol=1e-7))
-        res = optimize.minimize(f, best.x, method="Nelder-Mead",
-                                options=dict(xatol=1e-9, fatol=1e-10, maxiter=4000))
-        if res.fun <= best.fun:
-            best = res
+        if not (best.success and np.isfinite(best.fun)):
+            # a line search that failed (a kink, the edge of the domain): polish without
+            # derivatives and keep the lower of the two
+            res = optimize.minimize(f, best.x if np.isfinite(best.fun) else x0,
+                                    method="Nelder-Mead",
+                                    options=dict(xatol=1e-9, fatol=1e-10, maxiter=4000))
+            if res.fun <= best.fun:
+                best = res
         return float(best.fun), np.asarray(best.x)
 
     # -- the profile of each kind of parameter ------------------------------------------
