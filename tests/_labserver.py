@@ -40,13 +40,35 @@ def running_server(cmd, cwd, env, port: int, token: str, log_path: Path, timeout
                 time.sleep(0.5)
         yield proc
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop(proc, timeout=30)
         log.close()
+
+
+def stop(proc: subprocess.Popen, timeout: float = 30) -> None:
+    """Terminate a server process, killing it if it has not ended within ``timeout`` seconds."""
+    proc.terminate()
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+def offline_context(browser, width: int = 1280, height: int = 900):
+    """A Playwright browser context that loads file: URLs only; returns it and the list of the
+    other addresses it refused (a page that works offline leaves the list empty)."""
+    context = browser.new_context(viewport={"width": width, "height": height})
+    aborted: list[str] = []
+
+    def offline(route):
+        if route.request.url.startswith("file:"):
+            route.continue_()
+        else:
+            aborted.append(route.request.url)
+            route.abort("internetdisconnected")
+
+    context.route("**/*", offline)
+    return context, aborted
 
 
 def fresh_artifacts(folder: Path) -> Path:

@@ -43,7 +43,7 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 import jwt
 import pytest
 import requests
-from _labserver import free_port
+from _labserver import free_port, stop
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 REPO = Path(__file__).resolve().parents[1]
@@ -258,11 +258,7 @@ def hub(platform, tmp_path_factory):
             time.sleep(0.3)
         yield {"url": url, "token": token, "log": log_path}
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop(proc, timeout=20)
         log.close()
 
 

@@ -31,6 +31,7 @@ from urllib.parse import unquote, urlsplit
 
 import pytest
 
+from _labserver import offline_context
 from test_browser import browser  # noqa: F401  (the Chromium fixture of the student browser test)
 
 REPO = Path(__file__).resolve().parents[1]
@@ -224,24 +225,9 @@ def test_further_reading_is_part_7s_list(site):
 # --------------------------------------------------------------------------- in a browser
 
 
-def _offline_context(browser):  # noqa: F811
-    context = browser.new_context(viewport={"width": 1280, "height": 900})
-    aborted: list[str] = []
-
-    def offline(route):
-        if route.request.url.startswith("file:"):
-            route.continue_()
-        else:
-            aborted.append(route.request.url)
-            route.abort("internetdisconnected")
-
-    context.route("**/*", offline)
-    return context, aborted
-
-
 @pytest.mark.browser
 def test_no_serious_accessibility_violation(site, browser):  # noqa: F811
-    context, aborted = _offline_context(browser)
+    context, aborted = offline_context(browser)
     page = context.new_page()
     found, audited = [], 0
     started = time.monotonic()
@@ -269,7 +255,7 @@ def test_no_serious_accessibility_violation(site, browser):  # noqa: F811
 
 @pytest.mark.browser
 def test_lecture_3_offline_equations_typeset_and_figures_described(site, browser):  # noqa: F811
-    context, aborted = _offline_context(browser)
+    context, aborted = offline_context(browser)
     page = context.new_page()
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))

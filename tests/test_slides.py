@@ -29,6 +29,7 @@ from pathlib import Path
 import pytest
 
 from coursetools.slides import ASSETS, URLS, build_slides
+from _labserver import offline_context
 from test_browser import browser  # noqa: F401  (the Chromium fixture of the student browser test)
 
 REPO = Path(__file__).resolve().parents[1]
@@ -117,17 +118,8 @@ def test_deck_runs_offline_in_chromium(deck, browser, tmp_path):  # noqa: F811
     shutil.copytree(deck.parent, moved)
     url = (moved / deck.name).as_uri()
 
-    context = browser.new_context(viewport={"width": 1280, "height": 800})
-    aborted, failed, errors = [], [], []
-
-    def offline(route):
-        if route.request.url.startswith("file:"):
-            route.continue_()
-        else:
-            aborted.append(route.request.url)
-            route.abort("internetdisconnected")
-
-    context.route("**/*", offline)
+    context, aborted = offline_context(browser, height=800)
+    failed, errors = [], []
     page = context.new_page()
     page.on("requestfailed", lambda r: failed.append(f"{r.url}: {r.failure}"))
     page.on("pageerror", lambda exc: errors.append(str(exc)))
