@@ -199,3 +199,14 @@ def test_docstring_examples_run():
     from mlmhelpers import uncertainty
     failures, tried = doctest.testmod(uncertainty, optionflags=doctest.NORMALIZE_WHITESPACE)
     assert tried >= 8 and failures == 0
+
+
+def test_vpc_interval_of_a_reml_fit_is_that_of_the_likelihood():
+    """As confint (and lme4's profile), vpc_confint profiles a REML fit by maximum likelihood:
+    lme4's VPC interval of the ML fit of the same model."""
+    exam = mlm.load_dataset("tutorial")
+    reml = mlm.fit_mixedlm("normexam ~ 1 + (1 | school)", exam, reml=True)
+    row = mlm.vpc_confint(reml).loc["school"]
+    r = REF["exam_empty"]["vpc"]["school"]
+    assert row["lower"] == pytest.approx(r["lower"], abs=PROFILE_TOL)
+    assert row["upper"] == pytest.approx(r["upper"], abs=PROFILE_TOL)

@@ -90,12 +90,13 @@ class _Profiler:
     fixed effects)."""
 
     def __init__(self, m):
+        if m.reml:
+            raise ValueError("profiles are of the likelihood: refit by maximum likelihood first")
         self.m = m
         self.frame = m._model_frame
-        self.reml = m.reml
-        self.model = _deviance_model(self.frame, self.reml)
+        self.model = _deviance_model(self.frame, reml=False)
         self.theta = np.asarray(m.theta, float)
-        self.N = self.model.n - (self.model.p if self.reml else 0)
+        self.N = self.model.n
         self.dev0 = self.model.deviance(self.theta)
         self.sigma0 = float(np.sqrt(m.scale))
         self.params = self._names()
@@ -200,22 +201,16 @@ class _Profiler:
 
             def f(v):
                 from ._optimize import optimize_deviance
-                model = _deviance_model(self.frame, self.reml, y=self.frame.y - v * Xj,
+                model = _deviance_model(self.frame, False, y=self.frame.y - v * Xj,
                                         X=Xrest)
                 x0 = self.theta if state["x"] is None else state["x"]
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")
                     rec = optimize_deviance(model, start=x0)
                 state["x"] = rec.theta
-                if self.reml:
-                    # the REML criterion of the full design at that theta, with beta_j fixed
-                    return self._reml_beta(rec.theta, v, j)
                 return float(rec.deviance)
             return f
         raise ValueError(kind)
-
-    def _reml_beta(self, theta, v, j):  # pragma: no cover - guarded in confint
-        raise NotImplementedError
 
     def _cor_profile(self, par, state):
         k, a, b = par["term"], par["a"], par["b"]       # a < b
@@ -461,6 +456,8 @@ def vpc_confint(model, level=0.95):
     profile is the profiled deviance with the VPC held fixed: the interval
     is the set of VPCs not rejected by a likelihood-ratio test at ``1 - level``.
     A VPC on the boundary (a variance estimated as zero) gets a lower bound of 0.
+    A model fitted by REML is refitted by maximum likelihood first, as
+    :func:`confint` does.
 
     Parameters
     ----------
@@ -490,6 +487,8 @@ def vpc_confint(model, level=0.95):
             "vpc_confint(): the VPC is a single number only when the random effects are "
             "intercepts: in a random-slope model it changes with the slope variable. Use "
             "confint(model) for the SDs, or vpc(model, at=x) for the VPC at one value.")
+    if m.reml:
+        m = _refit_ml(m)          # as confint (and lme4's profile) do
     prof = _Profiler(m)
     zcrit2 = stats.norm.ppf(0.5 + level / 2) ** 2
     th0 = np.abs(prof.theta)
@@ -499,7 +498,9 @@ def vpc_confint(model, level=0.95):
         est = th0[k] ** 2 / (1 + np.sum(th0 ** 2))
         others = [i for i in range(K) if i != k]
 
-        def prof_dev(v, state={}):
+        state = {}
+
+        def prof_dev(v):
             # theta_k^2 = v (1 + sum_{j != k} theta_j^2) / (1 - v)
             def g(x):
                 th = np.empty(K)
